@@ -1,0 +1,1 @@
+"""Reading and writing images, masks, manifests and the preprocessing cache."""
