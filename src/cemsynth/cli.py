@@ -105,6 +105,189 @@ def phantom(
     )
 
 
+# --- data -----------------------------------------------------------------------------------
+
+
+@app.command()
+def index(
+    folder: Annotated[Path, typer.Argument(help="Folder to search for images (recursively).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Manifest CSV to write; unpaired.csv is written beside it.")
+    ],
+    rules: Annotated[
+        str,
+        typer.Option(
+            "--rules",
+            help="auto | dicom (ImageType/SeriesDescription) | cdd-cesm (file names) | "
+            "csv (--pairs-csv) | phantom (the folder's manifest.csv).",
+        ),
+    ] = "auto",
+    pairs_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs-csv",
+            help="CSV listing le_path, rc_path (relative to FOLDER) and optionally "
+            "patient_id, study_uid, laterality, view.",
+        ),
+    ] = None,
+    vendor_keywords: Annotated[
+        Path | None,
+        typer.Option(
+            "--vendor-keywords",
+            help="YAML file of LE/RC keywords per vendor (replaces the built-in ones).",
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad file.")] = False,
+) -> None:
+    """Pair low-energy and recombined images under FOLDER into a manifest CSV.
+
+    Exit code 0: done; 1: done, but some files could not be read (listed); 2: stopped.
+    """
+    from rich.console import Console
+
+    from cemsynth.batch import BatchReport
+    from cemsynth.index import (
+        index_folder,
+        load_keywords,
+        parse_rules,
+        print_index_summary,
+        write_index,
+    )
+
+    stdout, stderr = Console(), Console(stderr=True)
+    keywords = None if vendor_keywords is None else load_keywords(vendor_keywords)
+    report = BatchReport(strict=strict, echo=stderr)
+    result = index_folder(
+        folder,
+        rules=parse_rules(rules),
+        pairs_csv=pairs_csv,
+        keywords=keywords,
+        report=report,
+        progress=True,
+        console=stderr,
+    )
+    write_index(result, out)
+    print_index_summary(result, out, stdout)
+    if report.failures:
+        report.print_summary(stdout, what="images")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def preprocess(
+    manifest: Annotated[
+        Path, typer.Argument(help="Manifest CSV (from cemsynth index or phantom).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Cache folder (created; a re-run reuses finished pairs).")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Preprocessing YAML (any subset of the settings)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="paper | 8bit | phantom (default: the config's, else paper)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Parallel processes (0: one per CPU core).")
+    ] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad pair.")] = False,
+    write_split: Annotated[
+        bool,
+        typer.Option(
+            "--split/--no-split",
+            help="Write CACHE/splits.json with the default split if there is none "
+            "(cemsynth split makes another).",
+        ),
+    ] = True,
+) -> None:
+    """Mask, crop, resample and window every pair of MANIFEST into a training cache.
+
+    Exit code 0: done; 1: done, but some pairs failed (listed); 2: stopped.
+    """
+    from rich.console import Console
+
+    from cemsynth.batch import BatchReport
+    from cemsynth.data.splits import SPLITS_NAME, SplitConfig, read_splits, split_cache
+    from cemsynth.io.cache import build_cache
+    from cemsynth.io.manifest import read_manifest
+    from cemsynth.preprocess.config import load_preprocess_config
+
+    stdout, stderr = Console(), Console(stderr=True)
+    settings = load_preprocess_config(config, preset=preset)
+    pairs = read_manifest(manifest)
+    report = BatchReport(strict=strict, echo=stderr)
+    result = build_cache(
+        pairs,
+        out,
+        settings,
+        report,
+        workers=workers,
+        manifest_path=manifest,
+        progress_console=stderr,
+        raise_unexpected=_debug,
+    )
+    stdout.print(
+        f"{len(result.entries)} pairs in {out} ({result.n_reused} reused, "
+        f"{result.seconds:.1f} s); config {settings.config_hash()}",
+        markup=False,
+        highlight=False,
+    )
+    splits_path = out / SPLITS_NAME
+    if write_split and result.entries:
+        if not splits_path.exists():
+            split_cache(out, SplitConfig())
+            stdout.print(f"default split written to {splits_path}", markup=False)
+        else:
+            existing = read_splits(splits_path)
+            listed = {key for keys in existing.entries.values() for key in keys}
+            if listed != {entry.key for entry in result.entries}:
+                stderr.print(
+                    f"warning: {splits_path} does not list exactly the cached pairs; "
+                    f"run: cemsynth split {out}",
+                    markup=False,
+                    highlight=False,
+                )
+    if report.failures:
+        report.print_summary(stdout, what="pairs")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def split(
+    cache: Annotated[Path, typer.Argument(help="Cache folder made by cemsynth preprocess.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Splits JSON (default: CACHE/splits.json).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    val: Annotated[
+        float | None, typer.Option("--val", help="Share of patients for validation (default 0.1).")
+    ] = None,
+    test: Annotated[
+        float | None, typer.Option("--test", help="Share of patients for testing (default 0.2).")
+    ] = None,
+) -> None:
+    """Split the cached pairs by patient into train/val/test, stratified by lesion status."""
+    from cemsynth.data.splits import SPLITS_NAME, SplitConfig, split_cache
+
+    defaults = SplitConfig()
+    settings = SplitConfig(
+        val_fraction=defaults.val_fraction if val is None else val,
+        test_fraction=defaults.test_fraction if test is None else test,
+        seed=defaults.seed if seed is None else seed,
+    )
+    target = out if out is not None else cache / SPLITS_NAME
+    splits = split_cache(cache, settings, out=target)
+    counts = ", ".join(
+        f"{name} {len(splits.patients[name])} patients / {len(splits.entries[name])} images"
+        for name in ("train", "val", "test")
+    )
+    typer.echo(f"{counts}; written to {target}")
+
+
 # --- the main job ---------------------------------------------------------------------------
 
 

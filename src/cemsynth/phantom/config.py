@@ -1,0 +1,189 @@
+"""Phantom constants: the one home of every number the simulator uses.
+
+Units are in the field names (``_mm``, ``_mg_per_ml``, ...). Where a number comes from the
+literature, ``docs/phantom.md`` gives the source; the rest are engineering choices, also listed
+there, picked so that images look and measure like clinical CEM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from cemsynth.errors import ConfigError
+
+BPE_GRADES = ("a", "b", "c", "d")
+DENSITY_GRADES = ("a", "b", "c", "d")
+LESION_KINDS = ("round_mass", "irregular_mass", "spiculated_mass", "non_mass")
+
+# Detector read-out presets: name -> (rows, cols, binning). "full" is the whole matrix of a
+# 24 x 29 cm detector at its native pitch; "small" reads the same field with 4 x 4 binning.
+SIZE_PRESETS: dict[str, tuple[int, int, int]] = {
+    "full": (2850, 2394, 1),
+    "small": (2850 // 4, 2394 // 4, 4),
+}
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """All simulator constants. Ranges are (low, high) for uniform draws."""
+
+    # --- cohort ---------------------------------------------------------------------------
+    # Share of breasts with a lesion (paper's training set: 52 % positive breasts).
+    lesion_share: float = 0.5
+    # Share of images with the halo artifact (paper: "above 50 %" of clinical images).
+    halo_share: float = 0.6
+    # ACR density shares a-d (BI-RADS population figures: about 10/40/40/10 %).
+    density_shares: tuple[float, float, float, float] = (0.10, 0.40, 0.40, 0.10)
+    # BPE grade shares a-d (the paper's training set, Table 1: 50/37/9/4 %).
+    bpe_shares: tuple[float, float, float, float] = (0.50, 0.37, 0.09, 0.04)
+    # Volumetric glandular fraction range per ACR density grade a-d.
+    glandular_fraction: tuple[tuple[float, float], ...] = (
+        (0.03, 0.08),
+        (0.08, 0.16),
+        (0.16, 0.30),
+        (0.30, 0.50),
+    )
+
+    # --- breast geometry ------------------------------------------------------------------
+    compressed_thickness_mm: tuple[float, float] = (40.0, 70.0)
+    # Width of the peripheral band where thickness rolls off to zero, as a multiple of half
+    # the compressed thickness (1.0 would be a semicircular edge).
+    rolloff_width_factor: tuple[float, float] = (1.0, 1.6)
+    breast_depth_mm: tuple[float, float] = (85.0, 150.0)  # chest wall to nipple, CC view
+    breast_half_width_mm: tuple[float, float] = (65.0, 105.0)  # along the chest wall, CC view
+    outline_harmonic_amplitude: float = 0.03  # low-order wobble of the skin line (fraction)
+    skin_thickness_mm: float = 1.45
+    nipple_length_mm: tuple[float, float] = (4.0, 9.0)
+    nipple_half_width_deg: float = 7.0
+    mlo_tilt_deg: tuple[float, float] = (8.0, 22.0)
+    mlo_depth_factor: float = 1.12  # MLO images show more tissue than CC
+    mlo_upper_extent_factor: float = 1.6  # axillary tail: upper half-width vs lower
+    pectoral_width_fraction: tuple[float, float] = (0.22, 0.42)  # of MLO depth, at the top
+    pectoral_height_fraction: tuple[float, float] = (0.45, 0.85)  # of image height
+    pectoral_thickness_fraction: tuple[float, float] = (0.3, 0.6)  # of the inner path
+    retromammary_fat_mm: float = 12.0  # fatty band along the chest wall
+
+    # --- fibroglandular texture -----------------------------------------------------------
+    texture_beta: float = 3.0  # power-law exponent of the anatomical noise spectrum
+    texture_grid_mm: float = 0.2  # the texture is synthesised on this grid and interpolated
+    glandular_max_fraction: float = 0.9  # densest projected glandular fraction
+    glandular_ramp: float = 1.8  # softness of the fat/gland transition (texture std units)
+    glandular_envelope_weight: float = 1.2  # how strongly tissue gathers behind the nipple
+    fgt_mask_threshold: float = 0.45  # projected glandular fraction for "fibroglandular"
+    adipose_mask_threshold: float = 0.04  # at most this for "adipose"
+    mask_edge_margin_mm: float = 6.0  # tissue masks keep clear of the roll-off edge
+
+    # --- vessels ----------------------------------------------------------------------------
+    vessel_count: tuple[int, int] = (3, 7)
+    vessel_diameter_mm: tuple[float, float] = (1.0, 2.4)
+
+    # --- iodine (mg of iodine per ml of tissue; area densities follow from path lengths) ----
+    # Blood a few minutes after 1.5 ml/kg of 350 mgI/ml contrast, once it has spread into
+    # the extracellular space: about 2 mg/ml.
+    blood_iodine_mg_per_ml: float = 2.0
+    # Background parenchymal enhancement: iodine in fibroglandular tissue per BPE grade a-d.
+    bpe_iodine_mg_per_ml: tuple[float, float, float, float] = (0.04, 0.12, 0.28, 0.5)
+    bpe_heterogeneity: float = 0.6  # relative spread of BPE across the gland
+    muscle_iodine_mg_per_ml: float = 0.1
+    lesion_diameter_mm: tuple[float, float] = (7.0, 24.0)
+    nme_extent_mm: tuple[float, float] = (18.0, 40.0)
+    enhancing_mass_iodine_mg_per_ml: tuple[float, float] = (1.2, 2.6)
+    enhancing_nme_iodine_mg_per_ml: tuple[float, float] = (0.6, 1.3)
+    non_enhancing_iodine_mg_per_ml: float = 0.03
+    # Probability that a lesion of each kind enhances (benign-like round masses often do not).
+    enhancing_probability: tuple[float, float, float, float] = (0.4, 0.9, 0.95, 1.0)
+    lesion_kind_shares: tuple[float, float, float, float] = (0.3, 0.3, 0.2, 0.2)
+    lesion_density_factor: float = 1.03  # lesion tissue vs glandular tissue density
+
+    # --- acquisition ----------------------------------------------------------------------
+    # Energy bins (keV) the tabulated spectra are grouped into; 33.17 keV (iodine K-edge)
+    # must be an edge.
+    energy_bin_edges_le_kev: tuple[float, ...] = (10.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0,
+                                                  30.0)
+    energy_bin_edges_he_kev: tuple[float, ...] = (18.0, 26.0, 30.0, 33.17, 35.0, 37.0, 39.0,
+                                                  41.0, 43.0, 50.0)
+    selenium_thickness_um: float = 200.0  # direct-conversion a-Se detector layer
+    # Detected quanta per mm^2 with no breast in the beam (sets the quantum noise).
+    le_quanta_per_mm2: float = 4.0e6
+    he_quanta_per_mm2: float = 1.5e6
+    # Scatter-to-primary ratio per cm of compressed breast behind the anti-scatter grid.
+    spr_per_cm_le: float = 0.05
+    spr_per_cm_he: float = 0.08
+    scatter_kernel_mm: float = 22.0  # width (sigma) of the scatter point-spread function
+    # Halo images: the vendor's scatter estimate does not follow the thickness roll-off in
+    # full; it treats this share of the missing peripheral thickness as present, so it
+    # over-corrects near the skin line, more in the (higher-scatter) high-energy image.
+    halo_rolloff_error: tuple[float, float] = (0.18, 0.35)
+    detector_blur_mm: float = 0.07
+
+    # --- stored values (the windows the paper uses: LE 1800-2900, RC 1700-2400) ----------
+    # Presentation processing, as vendors do it: the breast is segmented and equalised for
+    # thickness, the background set to a dark constant. LE = le_center + le_gain * (A - A_ref),
+    # with A = -ln(I/I0) and A_ref that of 50 % glandular tissue of the local thickness, so
+    # denser tissue is brighter (MONOCHROME2).
+    le_center: float = 2350.0
+    le_gain: float = 700.0
+    le_background: float = 80.0
+    # RC = rc_offset + rc_gain * (R - R_ref): R the recombined signal, R_ref its value for
+    # 50 % glandular tissue of the local thickness. 1 mg/cm^2 of iodine is about +150.
+    rc_offset: float = 1850.0
+    rc_gain: float = 10000.0
+    bits_stored: int = 14
+
+    # --- nominal tube settings written to DICOM (the spectra are tabulated for these) -----
+    le_kvp: float = 29.0
+    he_kvp: float = 47.0
+
+    extra_notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("lesion_share", "halo_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"phantom config: {name} must be in [0, 1], got {value}")
+        for name in ("density_shares", "bpe_shares", "lesion_kind_shares"):
+            shares = getattr(self, name)
+            if len(shares) != 4 or min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
+                raise ConfigError(f"phantom config: {name} must be 4 shares summing to 1")
+        if 33.17 not in self.energy_bin_edges_he_kev:
+            raise ConfigError("phantom config: energy_bin_edges_he_kev must include 33.17")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def phantom_config_from_dict(values: dict[str, Any]) -> PhantomConfig:
+    """Build a config from a (YAML) mapping; unknown keys fail with the valid names."""
+    known = {f.name: f for f in fields(PhantomConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown phantom config key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}"
+        )
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        default = getattr(PhantomConfig(), name)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        converted[name] = value
+    return replace(PhantomConfig(), **converted)
+
+
+def load_phantom_config(path: Path | None, halo_share: float | None = None) -> PhantomConfig:
+    """Defaults, overridden by a YAML file, then by an explicit ``halo_share``."""
+    config = PhantomConfig()
+    if path is not None:
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read phantom config ({exc})") from exc
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: phantom config must be a mapping of key: value")
+        config = phantom_config_from_dict(values)
+    if halo_share is not None:
+        config = replace(config, halo_share=halo_share)
+    return config
