@@ -417,8 +417,9 @@ def _render_lesion(grid: Grid, lesion: LesionSpec, view: str, distance: F32, sof
                         / (radius_mm * 0.45) ** 2)
         region = np.clip(1.0 - elong**2, 0.0, None)
         clumps = power_law_field(rho.shape, p, 2.5, shape_rng, largest_mm=8.0)
-        clumps = np.clip(clumps - 0.2, 0.0, None)
-        path = 0.8 * region * clumps / (clumps.max() + 1e-6)
+        clumps = np.clip(clumps + 0.3, 0.0, None)
+        # Enhancing ducts and lobules through about 1.5 cm of gland at the thickest clump.
+        path = 1.5 * region * clumps / (float((region * clumps).max()) + 1e-6)
         iodine_profile = path.copy()
     elif lesion.kind == "irregular_mass" and lesion.enhancing and shape_rng.uniform() < 0.5:
         # Rim enhancement: iodine concentrated at the margin.
@@ -431,7 +432,10 @@ def _render_lesion(grid: Grid, lesion: LesionSpec, view: str, distance: F32, sof
     mask = np.zeros((grid.rows, grid.cols), dtype=bool)
     lesion_path[r0:r1, c0:c1] = path
     lesion_iodine[r0:r1, c0:c1] = iodine_profile * lesion.iodine_mg_per_ml
-    mask[r0:r1, c0:c1] = path > 0.1 * float(path.max()) if path.max() > 0 else False
+    # The mask covers where the lesion is substantial: 10 % of its peak path for masses,
+    # 25 % for the diffuse non-mass enhancement.
+    cut = 0.25 if lesion.kind == "non_mass" else 0.1
+    mask[r0:r1, c0:c1] = path > cut * float(path.max()) if path.max() > 0 else False
     return lesion_path, lesion_iodine, mask, (cy / p - 0.5, cx / p - 0.5)
 
 

@@ -16,6 +16,7 @@ manifest last, so an interrupted run leaves no manifest and no truncated file.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -33,7 +34,7 @@ from cemsynth.io.atomic import write_atomic, write_text_atomic
 from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
 from cemsynth.phantom.acquisition import acquire
 from cemsynth.phantom.config import BPE_GRADES, DENSITY_GRADES, SIZE_PRESETS, PhantomConfig
-from cemsynth.phantom.dicom import ExamIds, ImageInfo, derived_uid, write_dicom
+from cemsynth.phantom.dicom import STUDY_DATE, ExamIds, ImageInfo, derived_uid, write_dicom
 from cemsynth.phantom.physics import make_beams
 
 MANIFEST_NAME = "manifest.csv"
@@ -168,8 +169,7 @@ def simulate_patient(out: Path, patient: int, seed: int, geometry: DetectorGeome
         patient_id=patient_id,
         patient_name=f"PHANTOM^{patient_id}",
         study_uid=derived_uid(seed, patient, "study"),
-        study_date=__import__("datetime").date(2026, 1, 5)
-        + __import__("datetime").timedelta(days=int(rng.integers(0, 365))),
+        study_date=STUDY_DATE + dt.timedelta(days=int(rng.integers(0, 365))),
         accession=f"CEM{seed % 10000:04d}{patient + 1:05d}",
         age_years=int(rng.integers(40, 76)),
     )

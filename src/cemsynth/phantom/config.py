@@ -115,7 +115,7 @@ class PhantomConfig:
     # Halo images: the vendor's scatter estimate does not follow the thickness roll-off in
     # full; it treats this share of the missing peripheral thickness as present, so it
     # over-corrects near the skin line, more in the (higher-scatter) high-energy image.
-    halo_rolloff_error: tuple[float, float] = (0.18, 0.35)
+    halo_rolloff_error: tuple[float, float] = (0.25, 0.4)
     detector_blur_mm: float = 0.07
 
     # --- stored values (the windows the paper uses: LE 1800-2900, RC 1700-2400) ----------

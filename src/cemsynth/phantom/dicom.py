@@ -9,6 +9,7 @@ from the seed, so the same seed writes byte-identical files.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +17,12 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 from cemsynth import __version__
 from cemsynth.io.atomic import atomic_path
 
 MAMMOGRAPHY_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
-# Root for UIDs derived from hashed seeds (pydicom builds 2.25.<int> UIDs from entropy).
 LOW_ENERGY_IMAGE_TYPE = ["ORIGINAL", "PRIMARY", "", "LOW_ENERGY"]
 RECOMBINED_IMAGE_TYPE = ["DERIVED", "PRIMARY", "", "RECOMBINED"]
 LOW_ENERGY_DESCRIPTION = "CEM low energy"
@@ -43,8 +43,14 @@ STUDY_DATE = dt.date(2026, 1, 5)
 
 
 def derived_uid(*parts: object) -> str:
-    """A UID that is a pure function of ``parts`` (so a seed reproduces the files)."""
-    return str(generate_uid(prefix=None, entropy_srcs=["cemsynth-phantom", *map(str, parts)]))
+    """A UID that is a pure function of ``parts`` (so a seed reproduces the files).
+
+    Uses the ``2.25.<128-bit integer>`` form (ISO/IEC 9834-8) with the integer taken from a
+    SHA-256 hash of the parts.
+    """
+    text = "\x1f".join(["cemsynth-phantom", *map(str, parts)])
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 @dataclass(frozen=True)
