@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 
 from cemsynth import __version__
 from cemsynth.errors import CemsynthError
+from cemsynth.reader_study.cli import reader_study_app
 
 app = typer.Typer(
     name="cemsynth",
@@ -112,7 +113,7 @@ def phantom(
 def index(
     folder: Annotated[Path, typer.Argument(help="Folder to search for images (recursively).")],
     out: Annotated[
-        Path, typer.Option("--out", help="Manifest CSV to write; unpaired.csv is written beside it.")
+        Path, typer.Option("--out", help="Manifest CSV to write; unpaired.csv goes beside it.")
     ],
     rules: Annotated[
         str,
@@ -303,12 +304,21 @@ def demo(
     run_demo(out=out, n_patients=patients, seed=seed)
 
 
+app.add_typer(reader_study_app, name="reader-study")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and an exit code."""
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     try:
-        command.main(args=args, prog_name="cemsynth", standalone_mode=False)
+        # standalone_mode=False: click returns typer.Exit's code instead of exiting
+        code = command.main(args=args, prog_name="cemsynth", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this exit code
+            typer.echo("cemsynth: interrupted; finished files were kept, none half-written",
+                       err=True)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -1,0 +1,61 @@
+"""Tell image formats apart by their first bytes (the name's suffix only as a last resort).
+
+DICOM files often have no suffix at all, and PNGs are sometimes saved as ``.jpg``; the magic
+bytes say what a file really is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+ImageFormat = Literal["dicom", "png", "tiff", "jpeg"]
+
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic", ".ima"})
+PNG_SUFFIXES = frozenset({".png"})
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+IMAGE_SUFFIXES = DICOM_SUFFIXES | PNG_SUFFIXES | TIFF_SUFFIXES | JPEG_SUFFIXES
+
+_DICOM_MAGIC_OFFSET = 128
+_HEAD_BYTES = 132
+
+
+def sniff_format(path: Path) -> ImageFormat | None:
+    """The format of ``path`` from its magic bytes, else from its suffix, else None.
+
+    Reads at most 132 bytes. Raises OSError if the file cannot be opened.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    by_magic = format_from_magic(head)
+    if by_magic is not None:
+        return by_magic
+    return format_from_suffix(path)
+
+
+def format_from_magic(head: bytes) -> ImageFormat | None:
+    """The format named by a file's first bytes (at least 132 for DICOM), or None."""
+    if head[_DICOM_MAGIC_OFFSET:_HEAD_BYTES] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    return None
+
+
+def format_from_suffix(path: Path) -> ImageFormat | None:
+    """The format that the file name's suffix claims, or None."""
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return "dicom"
+    if suffix in PNG_SUFFIXES:
+        return "png"
+    if suffix in TIFF_SUFFIXES:
+        return "tiff"
+    if suffix in JPEG_SUFFIXES:
+        return "jpeg"
+    return None

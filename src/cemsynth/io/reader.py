@@ -1,0 +1,70 @@
+"""One entry point for reading an image file, whatever its format.
+
+The format is taken from the file's magic bytes (DICOM ``DICM`` marker, PNG, TIFF, JPEG
+signatures), so a DICOM without a suffix or a PNG saved as ``.jpg`` is still read correctly;
+the suffix decides only when the bytes say nothing (e.g. a truncated ``.dcm``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cemsynth.errors import InputFileError
+from cemsynth.imaging import Image, ImageMeta
+from cemsynth.io.formats import ImageFormat, sniff_format
+
+
+def read_image(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Image:
+    """Read a mammogram as a float32 ``(rows, cols)`` :class:`Image` with ``units="stored"``.
+
+    DICOM (MG/DX): rescaled stored values, MONOCHROME1 inverted; spacing from PixelSpacing,
+    else ImagerPixelSpacing, else ``pixel_spacing_mm``, else 0.1 mm. PNG/TIFF/JPEG: the file's
+    pixel values; spacing ``pixel_spacing_mm``, else 0.1 mm. ``meta.spacing_source`` records
+    where the spacing came from. Raises :class:`InputFileError` (one line: file and problem)
+    for any file that is not a usable 2-D grayscale mammogram.
+    """
+    path = Path(path)
+    image_format = _detect(path)
+    if image_format == "dicom":
+        from cemsynth.io.dicom import read_dicom
+
+        return read_dicom(path, pixel_spacing_mm)
+    from cemsynth.io.raster import read_raster
+
+    return read_raster(path, pixel_spacing_mm)
+
+
+def read_image_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> ImageMeta:
+    """Read only the header of an image file (no pixel decoding): fast, for indexing.
+
+    Same metadata as :func:`read_image`; problems that only the pixels show (blank image,
+    colour PNG, corrupt compressed data) are not detected here.
+    """
+    path = Path(path)
+    image_format = _detect(path)
+    if image_format == "dicom":
+        from cemsynth.io.dicom import read_dicom_meta
+
+        return read_dicom_meta(path, pixel_spacing_mm)
+    from cemsynth.io.raster import read_raster_meta
+
+    return read_raster_meta(path, pixel_spacing_mm)
+
+
+def detect_format(path: Path) -> ImageFormat:
+    """The image format of ``path``; raises :class:`InputFileError` if it is not one we read."""
+    return _detect(Path(path))
+
+
+def _detect(path: Path) -> ImageFormat:
+    try:
+        image_format = sniff_format(path)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder, not a file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if image_format is None:
+        raise InputFileError(path, "not an image file we read (expected DICOM, PNG, TIFF or JPEG)")
+    return image_format

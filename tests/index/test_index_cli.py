@@ -1,0 +1,114 @@
+"""``cemsynth index``: exit codes and one-line messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from cemsynth.cli import main
+from cemsynth.io.manifest import read_manifest
+
+
+def _png(path: Path, value: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4) + value).save(path)
+    return path
+
+
+def _run(args: list[str]) -> int:
+    """The exit code of ``cemsynth ARGS`` (main returns normally on success)."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _pairs_folder(folder: Path) -> Path:
+    _png(folder / "le" / "P1_L_CC_LE.png")
+    _png(folder / "re" / "P1_L_CC_RE.png", 1)
+    _png(folder / "le" / "P1_R_CC_LE.png")
+    return folder
+
+
+def test_index_writes_manifest_and_unpaired(tmp_path: Path, capsys) -> None:
+    folder = _pairs_folder(tmp_path / "in")
+    out = tmp_path / "out" / "manifest.csv"
+    assert _run(["index", str(folder), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "1 pairs from 3 images" in captured.out
+    assert "1 images not paired" in captured.out
+    assert "P1_R_CC_LE.png: low-energy image without a recombined image" in captured.out
+    (pair,) = read_manifest(out)
+    assert pair.key == ("P1", "", "L", "CC")
+    assert (out.parent / "unpaired.csv").read_text(encoding="utf-8").count("\n") == 2
+
+
+def test_bad_files_give_one_line_each_and_exit_1(tmp_path: Path, capsys) -> None:
+    folder = _pairs_folder(tmp_path / "in")
+    (folder / "le" / "P2_L_CC_LE.png").write_bytes(b"not a png at all")
+    (folder / "scan.dcm").write_bytes(b"\x00" * 10)
+    out = tmp_path / "manifest.csv"
+    assert _run(["index", str(folder), "--out", str(out)]) == 1
+    err_lines = sorted(capsys.readouterr().err.splitlines())
+    assert len(err_lines) == 2
+    assert err_lines[0].startswith(f"{folder / 'le' / 'P2_L_CC_LE.png'}: corrupt or unreadable")
+    assert err_lines[1] == f"{folder / 'scan.dcm'}: not a DICOM file (no 'DICM' marker at byte 128)"
+    assert len(read_manifest(out)) == 1  # the good pair is still written
+
+
+def test_strict_stops_with_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    folder = _pairs_folder(tmp_path / "in")
+    (folder / "scan.dcm").write_bytes(b"\x00" * 10)
+    out = tmp_path / "manifest.csv"
+    assert _run(["index", str(folder), "--out", str(out), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"cemsynth: error: {folder / 'scan.dcm'}: not a DICOM file")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--rules", "magic"], "cemsynth: error: unknown rules 'magic'; choose one of auto,"),
+        (["--vendor-keywords", "missing.yaml"], "keyword file not found"),
+    ],
+)
+def test_argument_errors_are_one_line(tmp_path: Path, capsys, extra, expected) -> None:
+    folder = _pairs_folder(tmp_path / "in")
+    args = ["index", str(folder), "--out", str(tmp_path / "m.csv"), *extra]
+    assert _run(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_vendor_keywords_option(tmp_path: Path, make_dicom, capsys) -> None:
+    pixels = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    for name, description in (("a.dcm", "plain L CC"), ("b.dcm", "iodine L CC")):
+        make_dicom(
+            tmp_path / "in" / name,
+            pixels,
+            SeriesDescription=description,
+            ImageLaterality="L",
+            ViewPosition="CC",
+        )
+    keywords = tmp_path / "kw.yaml"
+    keywords.write_text(
+        "vendors:\n  site:\n    le: {series_description: [plain]}\n"
+        "    rc: {series_description: [iodine]}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "m.csv"
+    assert _run(["index", str(tmp_path / "in"), "--out", str(out)]) == 0
+    assert read_manifest(out) == []
+    assert (
+        _run(["index", str(tmp_path / "in"), "--out", str(out), "--vendor-keywords", str(keywords)])
+        == 0
+    )
+    (pair,) = read_manifest(out)
+    assert (pair.le_path.name, pair.rc_path.name) == ("a.dcm", "b.dcm")

@@ -1,0 +1,111 @@
+"""The ``cemsynth phantom`` command: arguments, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cemsynth.cli import app, main
+from cemsynth.phantom import cohort as cohort_module
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def test_phantom_command_writes_a_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    code, out, _ = run_cli(["phantom", "--out", str(tmp_path), "--patients", "1",
+                            "--size", "small", "--seed", "3", "--workers", "1"], capsys)
+    assert code == 0
+    assert "wrote 4 LE/RC pairs" in out
+    assert (tmp_path / "manifest.csv").is_file()
+    assert (tmp_path / "phantom.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--patients", "-3"], "--patients must be at least 1"),
+        (["--patients", "0"], "--patients must be at least 1"),
+        (["--size", "huge"], "valid sizes: full, small"),
+        (["--pixel-mm", "5"], "--pixel-mm must be between"),
+        (["--patients", "many"], "Invalid value for '--patients'"),
+        (["--halo-share", "1.5"], "halo_share must be in [0, 1]"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run_cli(["phantom", "--out", str(tmp_path / "o"), *args], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_folder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli(["phantom", "--out", str(blocker / "sub"), "--size", "small"],
+                           capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "cannot write to output folder" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_output_folder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = run_cli(["phantom", "--out", str(locked), "--size", "small"], capsys)
+    finally:
+        locked.chmod(0o700)
+    assert code == 2 and "cannot write to output folder" in err
+
+
+def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "manifest.csv").write_text("stale manifest from an earlier run\n")
+    real = cohort_module.simulate_patient
+    calls = {"n": 0}
+
+    def interrupted(*args: object, **kwargs: object) -> list[dict[str, str]]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort_module, "simulate_patient", interrupted)
+    code, _, err = run_cli(["phantom", "--out", str(tmp_path), "--patients", "3",
+                            "--size", "small", "--workers", "1"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert not (tmp_path / "manifest.csv").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert (tmp_path / "P0001" / "L_CC_LE.dcm").is_file()  # finished work is kept
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    names += [g.name for g in app.registered_groups if g.name]
+    assert "phantom" in names
+    for name in names:
+        code, out, _ = run_cli([name, "--help"], capsys)
+        assert code == 0 and "Usage" in out, name
+    assert isinstance(typer.__version__, str)
