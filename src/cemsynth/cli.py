@@ -20,7 +20,8 @@ from cemsynth.reader_study.cli import reader_study_app
 
 app = typer.Typer(
     name="cemsynth",
-    help="Synthetic recombined (iodine) images from contrast-enhanced mammography low-energy images.",
+    help="Synthetic recombined (iodine) images from contrast-enhanced mammography "
+    "low-energy images.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -315,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
         # standalone_mode=False: click returns typer.Exit's code instead of exiting
         code = command.main(args=args, prog_name="cemsynth", standalone_mode=False)
         if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this exit code
-            typer.echo("cemsynth: interrupted; finished files were kept, none half-written",
-                       err=True)
+            typer.echo(
+                "cemsynth: interrupted; finished files were kept, none half-written", err=True
+            )
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except typer.Exit as exc:

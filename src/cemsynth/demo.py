@@ -42,10 +42,20 @@ def run_demo(out: Path, n_patients: int, seed: int, console: Console | None = No
     start = time.perf_counter()
     console.rule("[bold]cemsynth demo")
     phantom_dir = out / "phantom"
-    result = write_cohort(phantom_dir, n_patients=n_patients, seed=seed, pixel_mm=0.1,
-                          size="small", config=PhantomConfig(), workers=0, progress=True)
-    console.print(f"phantom: {result.n_pairs} LE/RC pairs with truth in {phantom_dir} "
-                  f"({result.seconds:.1f} s); manifest {result.manifest_path}")
+    result = write_cohort(
+        phantom_dir,
+        n_patients=n_patients,
+        seed=seed,
+        pixel_mm=0.1,
+        size="small",
+        config=PhantomConfig(),
+        workers=0,
+        progress=True,
+    )
+    console.print(
+        f"phantom: {result.n_pairs} LE/RC pairs with truth in {phantom_dir} "
+        f"({result.seconds:.1f} s); manifest {result.manifest_path}"
+    )
     table = Table(title="pipeline stages")
     table.add_column("stage")
     table.add_column("status")

@@ -20,10 +20,25 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
-def test_phantom_command_writes_a_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                         ) -> None:
-    code, out, _ = run_cli(["phantom", "--out", str(tmp_path), "--patients", "1",
-                            "--size", "small", "--seed", "3", "--workers", "1"], capsys)
+def test_phantom_command_writes_a_cohort(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(
+        [
+            "phantom",
+            "--out",
+            str(tmp_path),
+            "--patients",
+            "1",
+            "--size",
+            "small",
+            "--seed",
+            "3",
+            "--workers",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0
     assert "wrote 4 LE/RC pairs" in out
     assert (tmp_path / "manifest.csv").is_file()
@@ -57,8 +72,7 @@ def test_unwritable_output_folder_is_a_one_line_error(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, _, err = run_cli(["phantom", "--out", str(blocker / "sub"), "--size", "small"],
-                           capsys)
+    code, _, err = run_cli(["phantom", "--out", str(blocker / "sub"), "--size", "small"], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "cannot write to output folder" in err
 
@@ -91,8 +105,10 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cohort_module, "simulate_patient", interrupted)
-    code, _, err = run_cli(["phantom", "--out", str(tmp_path), "--patients", "3",
-                            "--size", "small", "--workers", "1"], capsys)
+    code, _, err = run_cli(
+        ["phantom", "--out", str(tmp_path), "--patients", "3", "--size", "small", "--workers", "1"],
+        capsys,
+    )
     assert code == 130 and "interrupted" in err
     assert not (tmp_path / "manifest.csv").exists()
     assert not list(tmp_path.rglob("*.tmp"))

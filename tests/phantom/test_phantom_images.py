@@ -114,8 +114,8 @@ def test_stored_values_lie_in_the_papers_windows(cohort: Cohort) -> None:
         rc_values.append(pixels(out / row["rc_path"])[inner])
     le_low, le_high = np.percentile(np.concatenate(le_values), [2, 98])
     rc_low, rc_high = np.percentile(np.concatenate(rc_values), [2, 98])
-    assert 1700 <= le_low and le_high <= 3000  # paper window 1800-2900
-    assert 1600 <= rc_low and rc_high <= 2500  # paper window 1700-2400
+    assert le_low >= 1700 and le_high <= 3000  # paper window 1800-2900
+    assert rc_low >= 1600 and rc_high <= 2500  # paper window 1700-2400
 
 
 def test_fibroglandular_tissue_is_denser_in_le_and_cancelled_in_rc(cohort: Cohort) -> None:
@@ -146,9 +146,11 @@ def test_enhancing_lesions_stand_out_in_rc(cohort: Cohort) -> None:
             continue
         lesion = mask(out / row["lesion_mask_path"])
         breast = mask(out / row["breast_mask_path"])
-        ring = ndimage.binary_dilation(lesion, iterations=15) & ~ndimage.binary_dilation(
-            lesion, iterations=5
-        ) & breast
+        ring = (
+            ndimage.binary_dilation(lesion, iterations=15)
+            & ~ndimage.binary_dilation(lesion, iterations=5)
+            & breast
+        )
         rc = pixels(out / row["rc_path"])
         value = (rc[lesion].mean() - rc[ring].mean()) / rc[ring].std()
         (enhancing if row["lesion_enhancing"] == "1" else other).append(value)
@@ -188,15 +190,23 @@ def test_halo_images_show_excess_peripheral_signal_that_others_lack(cohort: Coho
 
 def test_halo_share_is_configurable(tmp_path: Path) -> None:
     for share in (0.0, 1.0):
-        result = write_cohort(tmp_path / str(share), n_patients=1, seed=1, pixel_mm=0.1,
-                              size="small", config=PhantomConfig(halo_share=share), workers=1)
+        result = write_cohort(
+            tmp_path / str(share),
+            n_patients=1,
+            seed=1,
+            pixel_mm=0.1,
+            size="small",
+            config=PhantomConfig(halo_share=share),
+            workers=1,
+        )
         assert {row["halo"] for row in result.rows} == {str(int(share))}
 
 
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -214,8 +224,9 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(tmp_path: Pat
 
 @pytest.mark.slow
 def test_full_size_image_has_detector_geometry(tmp_path: Path) -> None:
-    result = write_cohort(tmp_path, n_patients=1, seed=0, pixel_mm=0.1, size="full",
-                          config=PhantomConfig(), workers=1)
+    result = write_cohort(
+        tmp_path, n_patients=1, seed=0, pixel_mm=0.1, size="full", config=PhantomConfig(), workers=1
+    )
     ds = pydicom.dcmread(tmp_path / result.rows[0]["le_path"])
     assert (ds.Rows, ds.Columns) == (2850, 2394)
     assert [float(v) for v in ds.PixelSpacing] == [0.1, 0.1]

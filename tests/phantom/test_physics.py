@@ -115,9 +115,7 @@ def test_shipped_tables_match_a_fresh_generation() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fresh = module.build_tables()
-    shipped = json.loads(
-        (REPO_ROOT / "src/cemsynth/phantom/data/physics_tables.json").read_text()
-    )
+    shipped = json.loads((REPO_ROOT / "src/cemsynth/phantom/data/physics_tables.json").read_text())
     np.testing.assert_allclose(fresh["energy_kev"], shipped["energy_kev"])
     for name in shipped["materials"]:
         np.testing.assert_allclose(

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, thickness_profile
+from cemsynth.phantom.anatomy import Anatomy, BreastSpec, thickness_profile
 from cemsynth.phantom.config import PhantomConfig
 from cemsynth.phantom.physics import Beam, Beams, log_attenuation, recombination_weight
 from cemsynth.phantom.sampling import upsample
@@ -42,8 +42,9 @@ def _block_mean(array: F32, factor: int) -> F32:
     return trimmed.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
 
 
-def scatter_field(source: F32, pixel_mm: float, spr: float, kernel_mm: float,
-                  factor: int, shape: tuple[int, int]) -> F32:
+def scatter_field(
+    source: F32, pixel_mm: float, spr: float, kernel_mm: float, factor: int, shape: tuple[int, int]
+) -> F32:
     """Scatter reaching each detector pixel: ``spr`` x a Gaussian point-spread of ``source``.
 
     ``source`` (on a grid of ``pixel_mm``) is where scatter is generated: the primary behind
@@ -52,7 +53,7 @@ def scatter_field(source: F32, pixel_mm: float, spr: float, kernel_mm: float,
     width. Computed on a ~2 mm grid, then interpolated onto the detector grid ``shape``, which
     is ``factor`` times finer than ``source``.
     """
-    block = max(1, int(round(2.0 / pixel_mm)))
+    block = max(1, round(2.0 / pixel_mm))
     coarse = _block_mean(source, block)
     blurred = ndimage.gaussian_filter(coarse, kernel_mm / (pixel_mm * block), mode="constant")
     fine = upsample(blurred.astype(np.float32), block * factor)
@@ -67,8 +68,9 @@ def scatter_field(source: F32, pixel_mm: float, spr: float, kernel_mm: float,
     return out * np.float32(spr)
 
 
-def equalisation_reference(beam: Beam, distance_mm: F32, spec: BreastSpec,
-                           config: PhantomConfig) -> F32:
+def equalisation_reference(
+    beam: Beam, distance_mm: F32, spec: BreastSpec, config: PhantomConfig
+) -> F32:
     """-ln(I/I0) of 50 % glandular tissue of the local thickness (no skin), per pixel.
 
     Evaluated on a 1-D table over the distance to the skin line, then interpolated.
@@ -79,9 +81,16 @@ def equalisation_reference(beam: Beam, distance_mm: F32, spec: BreastSpec,
     return np.interp(distance_mm, table_mm, table).astype(np.float32)
 
 
-def acquire(anatomy: Anatomy, factor: int, detector_shape: tuple[int, int], spec: BreastSpec,
-            beams: Beams, halo: bool, rng: np.random.Generator, config: PhantomConfig
-            ) -> tuple[Acquisition, F32]:
+def acquire(
+    anatomy: Anatomy,
+    factor: int,
+    detector_shape: tuple[int, int],
+    spec: BreastSpec,
+    beams: Beams,
+    halo: bool,
+    rng: np.random.Generator,
+    config: PhantomConfig,
+) -> tuple[Acquisition, F32]:
     """Simulate the dual-energy exposure of ``anatomy`` and return stored LE and RC images.
 
     ``anatomy`` lies on a grid ``factor`` times coarser than the detector: its noise-free
@@ -115,8 +124,14 @@ def acquire(anatomy: Anatomy, factor: int, detector_shape: tuple[int, int], spec
     ):
         primary_c = np.exp(-a_c)
         spr = spr_per_cm * nominal_cm
-        scatter = scatter_field(primary_c * relative, anatomy.grid.pixel_mm, spr,
-                                config.scatter_kernel_mm, factor, shape)
+        scatter = scatter_field(
+            primary_c * relative,
+            anatomy.grid.pixel_mm,
+            spr,
+            config.scatter_kernel_mm,
+            factor,
+            shape,
+        )
         measured = np.exp(-upsample(a_c, factor, shape))
         measured += scatter
         quanta = np.float32(quanta_per_mm2 * pixel * pixel)  # open-beam quanta per pixel
@@ -125,8 +140,14 @@ def acquire(anatomy: Anatomy, factor: int, detector_shape: tuple[int, int], spec
         if blur_px >= 0.3:
             measured = ndimage.gaussian_filter(measured, blur_px)
         if halo:
-            measured -= scatter_field(primary_c * assumed, anatomy.grid.pixel_mm, spr,
-                                      config.scatter_kernel_mm, factor, shape)
+            measured -= scatter_field(
+                primary_c * assumed,
+                anatomy.grid.pixel_mm,
+                spr,
+                config.scatter_kernel_mm,
+                factor,
+                shape,
+            )
         else:
             measured -= scatter
         np.maximum(measured, np.float32(1e-6), out=measured)

@@ -104,8 +104,13 @@ def smoothstep(x: F32 | np.ndarray, edge0: float, edge1: float) -> F32:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def power_law_field(shape: tuple[int, int], pixel_mm: float, beta: float,
-                    rng: np.random.Generator, largest_mm: float = 60.0) -> F32:
+def power_law_field(
+    shape: tuple[int, int],
+    pixel_mm: float,
+    beta: float,
+    rng: np.random.Generator,
+    largest_mm: float = 60.0,
+) -> F32:
     """Gaussian random field with power spectrum ~ 1/f^beta, zero mean, unit std.
 
     Frequencies below 1/largest_mm are flattened so one blob cannot fill the breast.
@@ -124,9 +129,15 @@ def power_law_field(shape: tuple[int, int], pixel_mm: float, beta: float,
     return field
 
 
-def _outline_radius(theta: np.ndarray, depth: float, upper: float, lower: float,
-                    harmonics: list[tuple[int, float, float]], nipple_mm: float,
-                    nipple_half_width_rad: float) -> np.ndarray:
+def _outline_radius(
+    theta: np.ndarray,
+    depth: float,
+    upper: float,
+    lower: float,
+    harmonics: list[tuple[int, float, float]],
+    nipple_mm: float,
+    nipple_half_width_rad: float,
+) -> np.ndarray:
     """Skin-line radius (mm) at polar angle ``theta`` (0 = toward the nipple, + = down)."""
     half_width = np.where(theta < 0, upper, lower)
     c, s = np.cos(theta), np.sin(theta)
@@ -145,7 +156,7 @@ def _signed_distance_mm(inside: B, pixel_mm: float) -> F32:
     The array is padded by edge replication first, so the chest wall and the image border
     (where the breast continues out of the field) do not count as skin line.
     """
-    pad = max(8, int(round(40.0 / pixel_mm)))
+    pad = max(8, round(40.0 / pixel_mm))
     padded = np.pad(inside, pad, mode="edge")
     d_in = ndimage.distance_transform_edt(padded)
     d_out = ndimage.distance_transform_edt(~padded)
@@ -169,8 +180,9 @@ def thickness_profile(distance_mm: F32, spec: BreastSpec, skin_mm: float) -> tup
     return (total / 10.0).astype(np.float32), (np.minimum(inner, total) / 10.0).astype(np.float32)
 
 
-def render_anatomy(grid: Grid, spec: BreastSpec, view: str, rng: np.random.Generator,
-                   config: PhantomConfig) -> Anatomy:
+def render_anatomy(
+    grid: Grid, spec: BreastSpec, view: str, rng: np.random.Generator, config: PhantomConfig
+) -> Anatomy:
     """Build the per-pixel maps of one view of one breast (canonical orientation)."""
     p = grid.pixel_mm
     rows, cols = grid.rows, grid.cols
@@ -192,19 +204,29 @@ def render_anatomy(grid: Grid, spec: BreastSpec, view: str, rng: np.random.Gener
         # The axillary tail leaves the field at the top edge, as in a real MLO.
         center_y = min(height_mm * 0.45, upper * 0.7)
     harmonics = [
-        (k, config.outline_harmonic_amplitude * rng.uniform(0.3, 1.0) / (k - 1),
-         rng.uniform(0, 2 * math.pi))
+        (
+            k,
+            config.outline_harmonic_amplitude * rng.uniform(0.3, 1.0) / (k - 1),
+            rng.uniform(0, 2 * math.pi),
+        )
         for k in range(2, 6)
     ]
     dy = y - np.float32(center_y)
     # The skin line is found on a ~0.5 mm grid and its signed distance interpolated: the
     # distance field is smooth, and the exact transform is the costliest step at full size.
-    coarse = max(1, int(round(0.5 / p)))
+    coarse = max(1, round(0.5 / p))
     yc = ((np.arange(-(-rows // coarse), dtype=np.float32) + 0.5) * p * coarse)[:, None]
     xc = ((np.arange(-(-cols // coarse), dtype=np.float32) + 0.5) * p * coarse)[None, :]
     theta = np.arctan2(yc - np.float32(center_y), xc) - tilt
-    radius = _outline_radius(theta, depth, upper, lower, harmonics, spec.nipple_length_mm,
-                             math.radians(config.nipple_half_width_deg))
+    radius = _outline_radius(
+        theta,
+        depth,
+        upper,
+        lower,
+        harmonics,
+        spec.nipple_length_mm,
+        math.radians(config.nipple_half_width_deg),
+    )
     inside = np.hypot(xc, yc - np.float32(center_y)) < radius
     distance = upsample(_signed_distance_mm(inside, p * coarse), coarse, (rows, cols))
     breast = distance > 0
@@ -232,7 +254,7 @@ def render_anatomy(grid: Grid, spec: BreastSpec, view: str, rng: np.random.Gener
         # Inside the triangle the muscle takes part of the path, thickest at the chest wall.
         inside_muscle = smoothstep(1.0 - level, 0.0, 0.08)
         fraction = rng.uniform(*config.pectoral_thickness_fraction)
-        muscle_share = (inside_muscle * fraction * (1.0 - 0.5 * np.clip(level, 0, 1)))
+        muscle_share = inside_muscle * fraction * (1.0 - 0.5 * np.clip(level, 0, 1))
         muscle_share = muscle_share.astype(np.float32)
     muscle = inner * muscle_share
     soft = inner - muscle  # the gland/fat mixture (and what lesions and vessels displace)
@@ -284,7 +306,17 @@ def render_anatomy(grid: Grid, spec: BreastSpec, view: str, rng: np.random.Gener
     lesion_center: tuple[float, float] | None = None
     if spec.lesion is not None:
         lesion, lesion_iodine, lesion_mask, lesion_center = _render_lesion(
-            grid, spec.lesion, view, distance, soft, depth, upper, lower, center_y, tilt, rng,
+            grid,
+            spec.lesion,
+            view,
+            distance,
+            soft,
+            depth,
+            upper,
+            lower,
+            center_y,
+            tilt,
+            rng,
             config,
         )
 
@@ -316,8 +348,15 @@ def render_anatomy(grid: Grid, spec: BreastSpec, view: str, rng: np.random.Gener
     )
 
 
-def _breast_point(depth_fraction: float, across_fraction: float, depth: float, upper: float,
-                  lower: float, center_y: float, tilt: float) -> tuple[float, float]:
+def _breast_point(
+    depth_fraction: float,
+    across_fraction: float,
+    depth: float,
+    upper: float,
+    lower: float,
+    center_y: float,
+    tilt: float,
+) -> tuple[float, float]:
     """(x, y) in mm of a point given along/across the nipple axis of this view."""
     along = depth_fraction * depth
     half = upper if across_fraction < 0 else lower
@@ -326,9 +365,18 @@ def _breast_point(depth_fraction: float, across_fraction: float, depth: float, u
     return along * ct - across * st, center_y + along * st + across * ct
 
 
-def _render_vessels(grid: Grid, breast: B, u: F32, v: F32, depth: float, center_y: float,
-                    tilt: float, spec: BreastSpec, rng: np.random.Generator,
-                    config: PhantomConfig) -> F32:
+def _render_vessels(
+    grid: Grid,
+    breast: B,
+    u: F32,
+    v: F32,
+    depth: float,
+    center_y: float,
+    tilt: float,
+    spec: BreastSpec,
+    rng: np.random.Generator,
+    config: PhantomConfig,
+) -> F32:
     """Blood path length (cm): tortuous vessels running from the chest wall toward the nipple."""
     p = grid.pixel_mm
     centreline = np.zeros((grid.rows, grid.cols), dtype=bool)
@@ -337,8 +385,9 @@ def _render_vessels(grid: Grid, breast: B, u: F32, v: F32, depth: float, center_
         radius = rng.uniform(*config.vessel_diameter_mm) / 2.0
         across = rng.uniform(-0.8, 0.8)
         heading = rng.uniform(-0.3, 0.3)
-        x, y = _breast_point(0.02, across, depth, spec.half_width_mm, spec.half_width_mm,
-                             center_y, tilt)
+        x, y = _breast_point(
+            0.02, across, depth, spec.half_width_mm, spec.half_width_mm, center_y, tilt
+        )
         length = depth * rng.uniform(0.4, 0.75)
         step = p * 0.5
         for _ in range(int(length / step)):
@@ -359,10 +408,20 @@ def _render_vessels(grid: Grid, breast: B, u: F32, v: F32, depth: float, center_
     return (chord_mm / 10.0 * breast).astype(np.float32)
 
 
-def _render_lesion(grid: Grid, lesion: LesionSpec, view: str, distance: F32, soft: F32,
-                   depth: float, upper: float, lower: float, center_y: float, tilt: float,
-                   rng: np.random.Generator, config: PhantomConfig
-                   ) -> tuple[F32, F32, B, tuple[float, float]]:
+def _render_lesion(
+    grid: Grid,
+    lesion: LesionSpec,
+    view: str,
+    distance: F32,
+    soft: F32,
+    depth: float,
+    upper: float,
+    lower: float,
+    center_y: float,
+    tilt: float,
+    rng: np.random.Generator,
+    config: PhantomConfig,
+) -> tuple[F32, F32, B, tuple[float, float]]:
     """Lesion path length (cm), its iodine (mg/cm^2), its mask and centre (row, col)."""
     p = grid.pixel_mm
     view_angle = 0.0 if view == "CC" else math.radians(45.0)
@@ -372,13 +431,14 @@ def _render_lesion(grid: Grid, lesion: LesionSpec, view: str, distance: F32, sof
         radius_mm = lesion.diameter_mm / 2.0
     # Move toward the axis until the lesion sits well inside the breast in this view.
     for shrink in np.linspace(1.0, 0.0, 11):
-        cx, cy = _breast_point(lesion.depth_fraction, across * shrink, depth, upper, lower,
-                               center_y, tilt)
+        cx, cy = _breast_point(
+            lesion.depth_fraction, across * shrink, depth, upper, lower, center_y, tilt
+        )
         r, c = int(cy / p), int(cx / p)
         if 0 <= r < grid.rows and 0 <= c < grid.cols and distance[r, c] > radius_mm + 8.0:
             break
     shape_rng = np.random.default_rng(lesion.shape_seed + (0 if view == "CC" else 1))
-    half = int(math.ceil(radius_mm * 2.6 / p)) + 2
+    half = math.ceil(radius_mm * 2.6 / p) + 2
     r0, r1 = max(r - half, 0), min(r + half + 1, grid.rows)
     c0, c1 = max(c - half, 0), min(c + half + 1, grid.cols)
     yy = ((np.arange(r0, r1) + 0.5) * p - cy)[:, None].astype(np.float32)
@@ -412,9 +472,10 @@ def _render_lesion(grid: Grid, lesion: LesionSpec, view: str, distance: F32, sof
         iodine_profile = iodine_profile + 0.3 * 0.15 * spicules
     if lesion.kind == "non_mass":
         # Clumped enhancement in a segment elongated along the ducts (toward the nipple).
-        elong = np.sqrt((xx * math.cos(tilt) + yy * math.sin(tilt)) ** 2 / radius_mm**2
-                        + (-xx * math.sin(tilt) + yy * math.cos(tilt)) ** 2
-                        / (radius_mm * 0.45) ** 2)
+        elong = np.sqrt(
+            (xx * math.cos(tilt) + yy * math.sin(tilt)) ** 2 / radius_mm**2
+            + (-xx * math.sin(tilt) + yy * math.cos(tilt)) ** 2 / (radius_mm * 0.45) ** 2
+        )
         region = np.clip(1.0 - elong**2, 0.0, None)
         clumps = power_law_field(rho.shape, p, 2.5, shape_rng, largest_mm=8.0)
         clumps = np.clip(clumps + 0.3, 0.0, None)

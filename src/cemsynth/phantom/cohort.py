@@ -31,8 +31,8 @@ import numpy.typing as npt
 
 from cemsynth.errors import CemsynthError
 from cemsynth.io.atomic import write_atomic, write_text_atomic
-from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
 from cemsynth.phantom.acquisition import acquire
+from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
 from cemsynth.phantom.config import BPE_GRADES, DENSITY_GRADES, SIZE_PRESETS, PhantomConfig
 from cemsynth.phantom.dicom import STUDY_DATE, ExamIds, ImageInfo, derived_uid, write_dicom
 from cemsynth.phantom.physics import make_beams
@@ -84,9 +84,9 @@ def detector_geometry(size: str, pixel_mm: float, config: PhantomConfig) -> Dete
         raise CemsynthError(f"--pixel-mm must be between 0.02 and 1.0 mm, got {pixel_mm}")
     binning = SIZE_PRESETS[size][2]
     pixel = pixel_mm * binning
-    rows = int(round(FIELD_OF_VIEW_MM[0] / pixel))
-    cols = int(round(FIELD_OF_VIEW_MM[1] / pixel))
-    factor = max(1, int(round(config.texture_grid_mm / pixel)))
+    rows = round(FIELD_OF_VIEW_MM[0] / pixel)
+    cols = round(FIELD_OF_VIEW_MM[1] / pixel)
+    factor = max(1, round(config.texture_grid_mm / pixel))
     return DetectorGeometry(rows=rows, cols=cols, pixel_mm=pixel, anatomy_factor=factor)
 
 
@@ -98,8 +98,9 @@ def _choice(rng: np.random.Generator, options: tuple[str, ...], shares: tuple[fl
     return str(options[int(rng.choice(len(options), p=np.asarray(shares)))])
 
 
-def breast_spec(seed: int, patient: int, side: int, density: str, bpe: str,
-                config: PhantomConfig) -> BreastSpec:
+def breast_spec(
+    seed: int, patient: int, side: int, density: str, bpe: str, config: PhantomConfig
+) -> BreastSpec:
     """Everything fixed for one breast: size, compression, glandularity, iodine, lesion."""
     rng = _rng(seed, patient, side, 0)
     thickness = rng.uniform(*config.compressed_thickness_mm)
@@ -117,15 +118,17 @@ def breast_spec(seed: int, patient: int, side: int, density: str, bpe: str,
     )
 
 
-def _repeat(mask: npt.NDArray[np.bool_], factor: int, shape: tuple[int, int]
-            ) -> npt.NDArray[np.bool_]:
+def _repeat(
+    mask: npt.NDArray[np.bool_], factor: int, shape: tuple[int, int]
+) -> npt.NDArray[np.bool_]:
     if factor > 1:
         mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
     return np.ascontiguousarray(mask[: shape[0], : shape[1]])
 
 
-def truth_masks(anatomy: Anatomy, distance_mm: npt.NDArray[np.float32], factor: int,
-                config: PhantomConfig) -> dict[str, npt.NDArray[np.bool_]]:
+def truth_masks(
+    anatomy: Anatomy, distance_mm: npt.NDArray[np.float32], factor: int, config: PhantomConfig
+) -> dict[str, npt.NDArray[np.bool_]]:
     """Breast, fibroglandular, adipose and lesion masks on the detector grid.
 
     Tissue masks keep ``mask_edge_margin_mm`` clear of the skin line (where the thickness
@@ -157,8 +160,9 @@ def _write_png(path: Path, mask: npt.NDArray[np.bool_]) -> None:
     write_atomic(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def simulate_patient(out: Path, patient: int, seed: int, geometry: DetectorGeometry,
-                     config: PhantomConfig) -> list[dict[str, str]]:
+def simulate_patient(
+    out: Path, patient: int, seed: int, geometry: DetectorGeometry, config: PhantomConfig
+) -> list[dict[str, str]]:
     """Simulate and write all four LE/RC pairs of one patient; return their manifest rows."""
     beams = make_beams(config)
     rng = _rng(seed, patient)
@@ -173,7 +177,6 @@ def simulate_patient(out: Path, patient: int, seed: int, geometry: DetectorGeome
         accession=f"CEM{seed % 10000:04d}{patient + 1:05d}",
         age_years=int(rng.integers(40, 76)),
     )
-    folder = out / patient_id
     shape = (geometry.rows, geometry.cols)
     rows: list[dict[str, str]] = []
     for side_index, side in enumerate(SIDES):
@@ -182,8 +185,9 @@ def simulate_patient(out: Path, patient: int, seed: int, geometry: DetectorGeome
             view_rng = _rng(seed, patient, side_index, view_index + 1)
             halo = bool(view_rng.uniform() < config.halo_share)
             anatomy = render_anatomy(geometry.anatomy_grid, spec, view, view_rng, config)
-            acquisition, distance = acquire(anatomy, geometry.anatomy_factor, shape, spec,
-                                            beams, halo, view_rng, config)
+            acquisition, distance = acquire(
+                anatomy, geometry.anatomy_factor, shape, spec, beams, halo, view_rng, config
+            )
             masks = truth_masks(anatomy, distance, geometry.anatomy_factor, config)
             le, rc = acquisition.low_energy, acquisition.recombined
             lesion_rc = anatomy.lesion_center_rc
@@ -199,8 +203,7 @@ def simulate_patient(out: Path, patient: int, seed: int, geometry: DetectorGeome
             relative = {
                 "le_path": f"{patient_id}/{stem}_LE.dcm",
                 "rc_path": f"{patient_id}/{stem}_RC.dcm",
-                **{f"{name}_mask_path": f"{patient_id}/truth/{stem}_{name}.png"
-                   for name in masks},
+                **{f"{name}_mask_path": f"{patient_id}/truth/{stem}_{name}.png" for name in masks},
             }
             for kind, pixels, kvp, window, number in (
                 ("LE", le, config.le_kvp, LE_WINDOW, 1 + 2 * side_index + view_index),
@@ -264,15 +267,22 @@ def _manifest_text(rows: list[dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
-def _run(out: Path, n_patients: int, seed: int, geometry: DetectorGeometry,
-         config: PhantomConfig, workers: int) -> Iterator[list[dict[str, str]]]:
+def _run(
+    out: Path,
+    n_patients: int,
+    seed: int,
+    geometry: DetectorGeometry,
+    config: PhantomConfig,
+    workers: int,
+) -> Iterator[list[dict[str, str]]]:
     if workers <= 1 or n_patients == 1:
         for patient in range(n_patients):
             yield simulate_patient(out, patient, seed, geometry, config)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(simulate_patient, out, p, seed, geometry, config)
-                   for p in range(n_patients)]
+        futures = [
+            pool.submit(simulate_patient, out, p, seed, geometry, config) for p in range(n_patients)
+        ]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -281,9 +291,16 @@ def _run(out: Path, n_patients: int, seed: int, geometry: DetectorGeometry,
             raise
 
 
-def write_cohort(out: Path, n_patients: int, seed: int, pixel_mm: float, size: str,
-                 config: PhantomConfig, workers: int = 0, progress: bool = False
-                 ) -> CohortResult:
+def write_cohort(
+    out: Path,
+    n_patients: int,
+    seed: int,
+    pixel_mm: float,
+    size: str,
+    config: PhantomConfig,
+    workers: int = 0,
+    progress: bool = False,
+) -> CohortResult:
     """Simulate ``n_patients`` patients (both breasts, CC and MLO) into ``out``.
 
     ``pixel_mm`` is the detector pitch; ``size`` a key of ``SIZE_PRESETS``. ``workers`` is the
@@ -306,8 +323,12 @@ def write_cohort(out: Path, n_patients: int, seed: int, pixel_mm: float, size: s
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ) as bar:
             task = bar.add_task("simulating patients", total=n_patients)
             for batch in batches:
                 rows.extend(batch)

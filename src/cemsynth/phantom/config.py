@@ -100,10 +100,29 @@ class PhantomConfig:
     # --- acquisition ----------------------------------------------------------------------
     # Energy bins (keV) the tabulated spectra are grouped into; 33.17 keV (iodine K-edge)
     # must be an edge.
-    energy_bin_edges_le_kev: tuple[float, ...] = (10.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0,
-                                                  30.0)
-    energy_bin_edges_he_kev: tuple[float, ...] = (18.0, 26.0, 30.0, 33.17, 35.0, 37.0, 39.0,
-                                                  41.0, 43.0, 50.0)
+    energy_bin_edges_le_kev: tuple[float, ...] = (
+        10.0,
+        14.0,
+        16.0,
+        18.0,
+        20.0,
+        22.0,
+        24.0,
+        26.0,
+        30.0,
+    )
+    energy_bin_edges_he_kev: tuple[float, ...] = (
+        18.0,
+        26.0,
+        30.0,
+        33.17,
+        35.0,
+        37.0,
+        39.0,
+        41.0,
+        43.0,
+        50.0,
+    )
     selenium_thickness_um: float = 200.0  # direct-conversion a-Se detector layer
     # Detected quanta per mm^2 with no breast in the beam (sets the quantum noise).
     le_quanta_per_mm2: float = 4.0e6

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from cemsynth import __version__
 from cemsynth.io.atomic import atomic_path
@@ -85,10 +85,10 @@ class ImageInfo:
 def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo) -> Dataset:
     """A complete DICOM dataset (with file meta) for one stored image ``(rows, cols)``."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MAMMOGRAPHY_FOR_PRESENTATION
-    meta.MediaStorageSOPInstanceUID = info.sop_uid
+    meta.MediaStorageSOPClassUID = UID(MAMMOGRAPHY_FOR_PRESENTATION)
+    meta.MediaStorageSOPInstanceUID = UID(info.sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = derived_uid("implementation", "cemsynth")
+    meta.ImplementationClassUID = UID(derived_uid("implementation", "cemsynth"))
     meta.ImplementationVersionName = f"CEMSYNTH_{__version__}"[:16]
 
     ds = Dataset()
@@ -159,8 +159,7 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
     return ds
 
 
-def write_dicom(path: Path, pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
-                ) -> None:
+def write_dicom(path: Path, pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo) -> None:
     """Write one image atomically (a crash never leaves a truncated file under ``path``)."""
     dataset = build_dataset(pixels, exam, info)
     with atomic_path(path) as tmp:

@@ -8,6 +8,7 @@ selenium layer absorbs it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,7 +56,7 @@ def load_tables() -> dict[str, object]:
 def make_beam(name: str, bin_edges_kev: tuple[float, ...], config: PhantomConfig) -> Beam:
     """Group the tabulated spectrum ``name`` ("low_energy" or "high_energy") into bins."""
     tables = load_tables()
-    energy = np.asarray(tables["energy_kev"], dtype=np.float64)  # type: ignore[arg-type]
+    energy = np.asarray(tables["energy_kev"], dtype=np.float64)
     spectra = tables["spectra"]
     materials = tables["materials"]
     fluence = np.asarray(spectra[name]["fluence"], dtype=np.float64)  # type: ignore[index]
@@ -85,7 +86,7 @@ def make_beam(name: str, bin_edges_kev: tuple[float, ...], config: PhantomConfig
     }
     edges = np.asarray(bin_edges_kev, dtype=np.float64)
     weights, mus, means = [], [], []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         inside = (energy >= low) & (energy < high)
         w = signal[inside]
         if w.sum() <= 0:
@@ -131,7 +132,7 @@ def transmitted_signal(beam: Beam, paths: dict[str, F32 | float]) -> F32:
             if np.ndim(path) == 0:
                 line += coefficient * np.float32(path)
             else:
-                line += coefficient * path  # type: ignore[operator]
+                line += coefficient * path
         np.exp(-line, out=line)
         total += np.float32(beam.weights[b]) * line
     return total

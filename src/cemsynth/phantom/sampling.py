@@ -33,8 +33,9 @@ def upsample(array: F32, factor: int, shape: tuple[int, int] | None = None) -> F
     if factor == 1:
         out = np.asarray(array, dtype=np.float32)
     else:
-        out = _upsample_axis(_upsample_axis(np.asarray(array, dtype=np.float32), factor, 0),
-                             factor, 1)
+        out = _upsample_axis(
+            _upsample_axis(np.asarray(array, dtype=np.float32), factor, 0), factor, 1
+        )
     if shape is not None:
         out = out[: shape[0], : shape[1]]
     return np.ascontiguousarray(out)
