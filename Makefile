@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install lint typecheck benchmark clean
+.PHONY: demo test install system-deps lint typecheck benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cemsynth demo
 
-test: $(STAMP)
+# Debian's chromium for the reader-study browser tests; without root they skip, saying why.
+system-deps:
+	@bash scripts/install-system-deps.sh || echo "note: chromium not installed; browser tests will be skipped"
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)

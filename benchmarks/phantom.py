@@ -36,8 +36,9 @@ def time_view(anatomy_factor: int, repeats: int, config: PhantomConfig) -> float
         rng = np.random.default_rng(repeat)
         start = time.perf_counter()
         anatomy = render_anatomy(geometry.anatomy_grid, spec, "MLO", rng, config)
-        _, distance = acquire(anatomy, anatomy_factor, (geometry.rows, geometry.cols), spec,
-                              beams, True, rng, config)
+        _, distance = acquire(
+            anatomy, anatomy_factor, (geometry.rows, geometry.cols), spec, beams, True, rng, config
+        )
         truth_masks(anatomy, distance, anatomy_factor, config)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -59,12 +60,21 @@ def main() -> None:
 
     workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as folder:
-        result = write_cohort(Path(folder), n_patients=args.patients, seed=0, pixel_mm=0.1,
-                              size="full", config=config, workers=workers)
+        result = write_cohort(
+            Path(folder),
+            n_patients=args.patients,
+            seed=0,
+            pixel_mm=0.1,
+            size="full",
+            config=config,
+            workers=workers,
+        )
     per_pair = result.seconds / result.n_pairs
-    print(f"cohort: {result.n_pairs} full-size pairs with DICOM + masks in "
-          f"{result.seconds:.1f} s on {workers} worker(s): {per_pair:.2f} s per pair "
-          f"({60.0 / per_pair:.0f} pairs per minute)")
+    print(
+        f"cohort: {result.n_pairs} full-size pairs with DICOM + masks in "
+        f"{result.seconds:.1f} s on {workers} worker(s): {per_pair:.2f} s per pair "
+        f"({60.0 / per_pair:.0f} pairs per minute)"
+    )
 
 
 if __name__ == "__main__":
