@@ -40,6 +40,8 @@ typecheck: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/phantom.py
+	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/patches.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
