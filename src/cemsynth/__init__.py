@@ -1,4 +1,4 @@
-"""cemsynth: synthetic recombined (iodine) images from contrast-enhanced mammography low-energy images."""
+"""cemsynth: synthetic recombined (iodine) images from the low-energy image of CEM exams."""
 
 from importlib.metadata import PackageNotFoundError, version
 
