@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: demo test install system-deps lint typecheck benchmark clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cemsynth needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

@@ -26,8 +26,9 @@ fi
 
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        as_root=(sudo)
+    # -n: never prompt for a password; without passwordless sudo we skip, saying so.
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        as_root=(sudo -n)
     else
         echo "install-system-deps: run as root to install ${missing[*]}" >&2
         exit 1

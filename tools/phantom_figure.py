@@ -16,8 +16,9 @@ from PIL import Image, ImageDraw
 
 from cemsynth.phantom.cohort import write_cohort
 from cemsynth.phantom.config import PhantomConfig
+from cemsynth.preprocess.config import PreprocessConfig
 
-WINDOWS = {"le_path": (1800.0, 2900.0), "rc_path": (1700.0, 2400.0)}
+WINDOWS = {"le_path": PreprocessConfig().le_window, "rc_path": PreprocessConfig().rc_window}
 TILE_HEIGHT = 300
 
 

@@ -290,6 +290,11 @@ def split(
     typer.echo(f"{counts}; written to {target}")
 
 
+# --- reader study (a command group: build, serve, export, stats) ---------------------------
+
+app.add_typer(reader_study_app, name="reader-study")
+
+
 # --- the main job ---------------------------------------------------------------------------
 
 
@@ -299,13 +304,10 @@ def demo(
     patients: Annotated[int, typer.Option("--patients", help="Phantom patients.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
-    """Run the main job on the built-in phantom (stages not built yet are listed)."""
+    """Run the main job on the built-in phantom (every stage built so far)."""
     from cemsynth.demo import run_demo
 
     run_demo(out=out, n_patients=patients, seed=seed)
-
-
-app.add_typer(reader_study_app, name="reader-study")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -337,6 +339,12 @@ def main(argv: list[str] | None = None) -> None:
         if _debug or "--debug" in args:
             raise
         typer.echo(f"cemsynth: error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as exc:  # a file system problem the user can fix: full disk, permissions
+        if _debug or "--debug" in args:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"cemsynth: error: {where}{exc.strerror or exc}", err=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         typer.echo("cemsynth: interrupted; incomplete outputs were removed", err=True)

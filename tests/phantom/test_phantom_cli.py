@@ -54,6 +54,7 @@ def test_phantom_command_writes_a_cohort(
         (["--pixel-mm", "5"], "--pixel-mm must be between"),
         (["--patients", "many"], "Invalid value for '--patients'"),
         (["--halo-share", "1.5"], "halo_share must be in [0, 1]"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
@@ -116,12 +117,41 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
-
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
     names += [g.name for g in app.registered_groups if g.name]
     assert "phantom" in names
     for name in names:
         code, out, _ = run_cli([name, "--help"], capsys)
         assert code == 0 and "Usage" in out, name
-    assert isinstance(typer.__version__, str)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("halo_share: high\n", "halo_share must be like"),
+        ("compressed_thickness_mm: 50\n", "compressed_thickness_mm must be like"),
+        ("no_such_key: 1\n", "unknown phantom config key(s) no_such_key"),
+        ("- a list\n", "must be a mapping"),
+    ],
+)
+def test_bad_config_files_give_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml_text: str, message: str
+) -> None:
+    config = tmp_path / "phantom.yaml"
+    config.write_text(yaml_text)
+    code, _, err = run_cli(
+        ["phantom", "--out", str(tmp_path / "o"), "--size", "small", "--config", str(config)],
+        capsys,
+    )
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_config_file_overrides_constants(tmp_path: Path) -> None:
+    from cemsynth.phantom.config import load_phantom_config
+
+    config = tmp_path / "phantom.yaml"
+    config.write_text("compressed_thickness_mm: [45, 50]\nhalo_share: 0.25\n")
+    loaded = load_phantom_config(config)
+    assert loaded.compressed_thickness_mm == (45.0, 50.0)
+    assert loaded.halo_share == 0.25
+    assert load_phantom_config(config, halo_share=1.0).halo_share == 1.0

@@ -74,7 +74,10 @@ def test_dicom_headers_describe_a_cem_acquisition(cohort: Cohort) -> None:
             assert ds.StudyInstanceUID == row["study_uid"]
             assert ds.pixel_array.max() < 2**14
         assert "LOW_ENERGY" in le.ImageType and "RECOMBINED" in rc.ImageType
-        assert "low energy" in le.SeriesDescription and "recombined" in rc.SeriesDescription
+        assert le.SeriesDescription == "CEM low energy"
+        assert rc.SeriesDescription == "CEM recombined"
+        assert le.PresentationLUTShape == "IDENTITY" and le.PositionerType == "MAMMOGRAPHIC"
+        assert le.AnatomicRegionSequence[0].CodeMeaning == "Breast"
         assert le.SeriesInstanceUID != rc.SeriesInstanceUID
         assert le.SOPInstanceUID != rc.SOPInstanceUID
 

@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import IO
 
 
+def _default_file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give: 0666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# Read once: os.umask can only be read by setting it, which is not thread-safe.
+_FILE_MODE = _default_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
@@ -24,6 +35,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    # mkstemp creates the file 0600; outputs are meant to be shared like any other file.
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -36,7 +36,8 @@ class LesionSpec:
     """One lesion, placed in breast coordinates so that CC and MLO views agree.
 
     ``depth_fraction`` runs from chest wall (0) to nipple (1); ``azimuth_rad`` is the angle
-    around the nipple axis (0 = lateral in CC); ``radial_fraction`` how far off that axis.
+    around the nipple axis (0 = toward larger rows of the canonical CC image, i.e. medial for a
+    left breast); ``radial_fraction`` how far off that axis (fraction of the half-width).
     """
 
     kind: str
@@ -296,7 +297,7 @@ def render_anatomy(
     )
 
     # --- vessels ---------------------------------------------------------------------------
-    blood = _render_vessels(grid, breast, u, v, depth, center_y, tilt, spec, rng, config)
+    blood = _render_vessels(grid, breast, depth, upper, lower, center_y, tilt, rng, config)
     blood = np.minimum(blood, soft * 0.5)
 
     # --- lesion ----------------------------------------------------------------------------
@@ -368,12 +369,11 @@ def _breast_point(
 def _render_vessels(
     grid: Grid,
     breast: B,
-    u: F32,
-    v: F32,
     depth: float,
+    upper: float,
+    lower: float,
     center_y: float,
     tilt: float,
-    spec: BreastSpec,
     rng: np.random.Generator,
     config: PhantomConfig,
 ) -> F32:
@@ -385,9 +385,7 @@ def _render_vessels(
         radius = rng.uniform(*config.vessel_diameter_mm) / 2.0
         across = rng.uniform(-0.8, 0.8)
         heading = rng.uniform(-0.3, 0.3)
-        x, y = _breast_point(
-            0.02, across, depth, spec.half_width_mm, spec.half_width_mm, center_y, tilt
-        )
+        x, y = _breast_point(0.02, across, depth, upper, lower, center_y, tilt)
         length = depth * rng.uniform(0.4, 0.75)
         step = p * 0.5
         for _ in range(int(length / step)):
@@ -427,16 +425,27 @@ def _render_lesion(
     view_angle = 0.0 if view == "CC" else math.radians(45.0)
     across = lesion.radial_fraction * math.cos(lesion.azimuth_rad - view_angle)
     radius_mm = lesion.diameter_mm / 2.0
-    if lesion.kind == "non_mass":
-        radius_mm = lesion.diameter_mm / 2.0
-    # Move toward the axis until the lesion sits well inside the breast in this view.
-    for shrink in np.linspace(1.0, 0.0, 11):
-        cx, cy = _breast_point(
-            lesion.depth_fraction, across * shrink, depth, upper, lower, center_y, tilt
-        )
+    # Move toward the nipple axis, then toward the chest wall, until the lesion sits well
+    # inside the breast in this view; the deepest point of the breast is the last resort.
+    candidates = [
+        (lesion.depth_fraction * pull, across * shrink)
+        for pull in (1.0, 0.8, 0.6, 0.4)
+        for shrink in np.linspace(1.0, 0.0, 11)
+    ]
+    best: tuple[float, int, int, float, float] | None = None
+    for depth_fraction, offset in candidates:
+        cx, cy = _breast_point(depth_fraction, offset, depth, upper, lower, center_y, tilt)
         r, c = int(cy / p), int(cx / p)
-        if 0 <= r < grid.rows and 0 <= c < grid.cols and distance[r, c] > radius_mm + 8.0:
+        if not (0 <= r < grid.rows and 0 <= c < grid.cols):
+            continue
+        margin = float(distance[r, c])
+        if best is None or margin > best[0]:
+            best = (margin, r, c, cx, cy)
+        if margin > radius_mm + 8.0:
             break
+    if best is None:  # cannot happen for breasts that fill part of the field
+        raise ValueError("lesion placement found no point inside the field of view")
+    _, r, c, cx, cy = best
     shape_rng = np.random.default_rng(lesion.shape_seed + (0 if view == "CC" else 1))
     half = math.ceil(radius_mm * 2.6 / p) + 2
     r0, r1 = max(r - half, 0), min(r + half + 1, grid.rows)

@@ -33,9 +33,16 @@ from cemsynth.errors import CemsynthError
 from cemsynth.io.atomic import write_atomic, write_text_atomic
 from cemsynth.phantom.acquisition import acquire
 from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
-from cemsynth.phantom.config import BPE_GRADES, DENSITY_GRADES, SIZE_PRESETS, PhantomConfig
+from cemsynth.phantom.config import (
+    BPE_GRADES,
+    DENSITY_GRADES,
+    FIELD_OF_VIEW_MM,
+    SIZE_PRESETS,
+    PhantomConfig,
+)
 from cemsynth.phantom.dicom import STUDY_DATE, ExamIds, ImageInfo, derived_uid, write_dicom
 from cemsynth.phantom.physics import make_beams
+from cemsynth.preprocess.config import PreprocessConfig
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = (
@@ -46,11 +53,19 @@ MANIFEST_COLUMNS = (
     "lesion_diameter_mm", "lesion_iodine_mg_per_ml", "lesion_row", "lesion_col",
     "recombination_weight", "halo_rolloff_error",
 )  # fmt: skip
-FIELD_OF_VIEW_MM = (285.0, 239.4)  # detector height x width (24 x 29 cm class)
 SIDES = ("L", "R")
 VIEWS = ("CC", "MLO")
-LE_WINDOW = (2350.0, 1100.0)  # (center, width) written to DICOM: the paper's 1800-2900
-RC_WINDOW = (2050.0, 700.0)  # the paper's 1700-2400
+
+
+def _window_tags(low_high: tuple[float, float]) -> tuple[float, float]:
+    """DICOM (WindowCenter, WindowWidth) for a (low, high) intensity window."""
+    low, high = low_high
+    return ((low + high) / 2.0, high - low)
+
+
+# Viewers open the images in the paper's windows (the preprocessing defaults).
+LE_WINDOW = _window_tags(PreprocessConfig().le_window)
+RC_WINDOW = _window_tags(PreprocessConfig().rc_window)
 
 
 @dataclass(frozen=True)
@@ -82,12 +97,19 @@ def detector_geometry(size: str, pixel_mm: float, config: PhantomConfig) -> Dete
         raise CemsynthError(f"unknown --size {size!r}; valid sizes: {', '.join(SIZE_PRESETS)}")
     if not 0.02 <= pixel_mm <= 1.0:
         raise CemsynthError(f"--pixel-mm must be between 0.02 and 1.0 mm, got {pixel_mm}")
-    binning = SIZE_PRESETS[size][2]
+    binning = SIZE_PRESETS[size]
     pixel = pixel_mm * binning
     rows = round(FIELD_OF_VIEW_MM[0] / pixel)
     cols = round(FIELD_OF_VIEW_MM[1] / pixel)
     factor = max(1, round(config.texture_grid_mm / pixel))
     return DetectorGeometry(rows=rows, cols=cols, pixel_mm=pixel, anatomy_factor=factor)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks and container limits)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -311,12 +333,14 @@ def write_cohort(
         raise CemsynthError(f"--patients must be at least 1, got {n_patients}")
     if workers < 0:
         raise CemsynthError(f"--workers must be 0 (auto) or more, got {workers}")
+    if seed < 0:
+        raise CemsynthError(f"--seed must be 0 or more, got {seed}")
     geometry = detector_geometry(size, pixel_mm, config)
     out = Path(out)
     _check_output_folder(out)
     manifest_path = out / MANIFEST_NAME
     manifest_path.unlink(missing_ok=True)  # no stale manifest may describe a partial run
-    workers = min(workers or (os.cpu_count() or 1), n_patients)
+    workers = min(workers or available_cpus(), n_patients)
     start = time.perf_counter()
     rows: list[dict[str, str]] = []
     batches = _run(out, n_patients, seed, geometry, config, workers)

@@ -17,12 +17,12 @@ BPE_GRADES = ("a", "b", "c", "d")
 DENSITY_GRADES = ("a", "b", "c", "d")
 LESION_KINDS = ("round_mass", "irregular_mass", "spiculated_mass", "non_mass")
 
-# Detector read-out presets: name -> (rows, cols, binning). "full" is the whole matrix of a
-# 24 x 29 cm detector at its native pitch; "small" reads the same field with 4 x 4 binning.
-SIZE_PRESETS: dict[str, tuple[int, int, int]] = {
-    "full": (2850, 2394, 1),
-    "small": (2850 // 4, 2394 // 4, 4),
-}
+# Detector read-out presets: name -> pixel binning. "full" is the whole matrix of a
+# 24 x 29 cm detector at its native pitch (2850 x 2394 at 0.1 mm); "small" reads the same
+# field with 4 x 4 binning (712 x 598 at 0.4 mm).
+SIZE_PRESETS: dict[str, int] = {"full": 1, "small": 4}
+# Detector field of view, height x width in mm (a 24 x 29 cm class detector).
+FIELD_OF_VIEW_MM = (285.0, 239.4)
 
 
 @dataclass(frozen=True)
@@ -173,21 +173,44 @@ class PhantomConfig:
         return asdict(self)
 
 
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type and shape of ``default``, or a ConfigError."""
+    problem = f"phantom config: {name} must be like {default!r}, got {value!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(problem)
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(problem)
+        return type(default)(value) if isinstance(default, float) else value
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(default):
+            raise ConfigError(problem)
+        return tuple(
+            _coerce(name, item, item_default)
+            for item, item_default in zip(value, default, strict=True)
+        )
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(problem)
+        return {str(k): str(v) for k, v in value.items()}
+    return value
+
+
 def phantom_config_from_dict(values: dict[str, Any]) -> PhantomConfig:
-    """Build a config from a (YAML) mapping; unknown keys fail with the valid names."""
+    """Build a config from a (YAML) mapping; unknown keys or wrong types fail in one line."""
     known = {f.name: f for f in fields(PhantomConfig)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(
             f"unknown phantom config key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}"
         )
-    converted: dict[str, Any] = {}
-    for name, value in values.items():
-        default = getattr(PhantomConfig(), name)
-        if isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        converted[name] = value
-    return replace(PhantomConfig(), **converted)
+    defaults = PhantomConfig()
+    converted = {
+        name: _coerce(name, value, getattr(defaults, name)) for name, value in values.items()
+    }
+    return replace(defaults, **converted)
 
 
 def load_phantom_config(path: Path | None, halo_share: float | None = None) -> PhantomConfig:

@@ -20,7 +20,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from cemsynth import __version__
-from cemsynth.io.atomic import atomic_path
+from cemsynth.io.atomic import write_atomic
 
 MAMMOGRAPHY_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 LOW_ENERGY_IMAGE_TYPE = ["ORIGINAL", "PRIMARY", "", "LOW_ENERGY"]
@@ -110,10 +110,9 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
     ds.InstitutionName = "Simulated"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = "Contrast-enhanced mammography (simulated)"
-    ds.SeriesDescription = (
-        f"{LOW_ENERGY_DESCRIPTION if low_energy else RECOMBINED_DESCRIPTION} "
-        f"{info.laterality} {info.view}"
-    )
+    # One LE and one RC series per exam hold all four views: series-level attributes must
+    # not depend on the view (laterality and view are image-level: ImageLaterality, ViewPosition).
+    ds.SeriesDescription = LOW_ENERGY_DESCRIPTION if low_energy else RECOMBINED_DESCRIPTION
     ds.PatientName = exam.patient_name
     ds.PatientID = exam.patient_id
     ds.PatientBirthDate = ""
@@ -139,8 +138,13 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
     ds.SeriesNumber = 1 if low_energy else 2
     ds.InstanceNumber = info.instance_number
     ds.PatientOrientation = PATIENT_ORIENTATION[(info.laterality, info.view)]
-    ds.Laterality = info.laterality
     ds.ImageLaterality = info.laterality
+    ds.PositionerType = "MAMMOGRAPHIC"
+    breast = Dataset()
+    breast.CodeValue = "76752008"
+    breast.CodingSchemeDesignator = "SCT"
+    breast.CodeMeaning = "Breast"
+    ds.AnatomicRegionSequence = Sequence([breast])
     ds.BurnedInAnnotation = "NO"
     ds.ImageComments = "Simulated image from the cemsynth phantom; not a patient image."
     if not low_energy:
@@ -152,6 +156,13 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
     ds.BitsStored = info.bits_stored
     ds.HighBit = info.bits_stored - 1
     ds.PixelRepresentation = 0
+    # Stored values are linear in log attenuation; identity rescale and presentation LUT.
+    ds.PixelIntensityRelationship = "LOG"
+    ds.PixelIntensityRelationshipSign = 1
+    ds.RescaleIntercept = "0"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "US"
+    ds.PresentationLUTShape = "IDENTITY"
     ds.WindowCenter = f"{info.window[0]:.0f}"
     ds.WindowWidth = f"{info.window[1]:.0f}"
     ds.VOILUTFunction = "LINEAR"
@@ -162,5 +173,4 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
 def write_dicom(path: Path, pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo) -> None:
     """Write one image atomically (a crash never leaves a truncated file under ``path``)."""
     dataset = build_dataset(pixels, exam, info)
-    with atomic_path(path) as tmp:
-        dataset.save_as(tmp, enforce_file_format=True)
+    write_atomic(path, lambda handle: dataset.save_as(handle, enforce_file_format=True))
