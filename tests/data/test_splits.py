@@ -103,3 +103,73 @@ def test_file_round_trip_and_overlap_detected(tmp_path: Path) -> None:
 def test_bad_fractions(val: float, test: float) -> None:
     with pytest.raises(ConfigError):
         SplitConfig(val_fraction=val, test_fraction=test)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "3"])
+def test_bad_seed_is_a_config_error(seed: object) -> None:
+    with pytest.raises(ConfigError, match="seed must be"):
+        SplitConfig(seed=seed)  # type: ignore[arg-type]
+
+
+def test_splits_file_with_a_bad_seed_names_the_file(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "splits.json"
+    write_splits(path, make_splits(_cohort(4), SplitConfig()))
+    data = json.loads(path.read_text())
+    data["seed"] = -3
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputFileError, match=r"malformed splits file .*seed must be 0 or more"):
+        read_splits(path)
+
+
+@pytest.fixture
+def tiny_cache(tmp_path: Path) -> Path:
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from cemsynth.batch import BatchReport
+    from cemsynth.io.cache import build_cache
+    from cemsynth.io.manifest import PairRecord
+    from cemsynth.preprocess import PreprocessConfig
+    from cemsynth.preprocess.synthetic import smooth_breast_pair
+
+    pairs = []
+    for i in range(2):
+        le, rc, _ = smooth_breast_pair((120, 100), seed=i)
+        paths = []
+        for name, image in (("le", le), ("rc", rc)):
+            paths.append(tmp_path / f"{i}_{name}.png")
+            PILImage.fromarray(image.array.astype(np.uint16)).save(paths[-1])
+        pairs.append(PairRecord(f"P{i}", "", "L", "CC", le_path=paths[0], rc_path=paths[1]))
+    build_cache(pairs, tmp_path / "cache", PreprocessConfig(), BatchReport(), workers=1)
+    return tmp_path / "cache"
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from cemsynth.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def test_cli_negative_seed_is_one_line(
+    tiny_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _cli(["split", str(tiny_cache), "--seed", "-1"], capsys)
+    assert code == 2
+    assert err == "cemsynth: error: seed must be 0 or more, got -1\n"
+
+
+def test_cli_unwritable_split_out_is_one_line(
+    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    code, err = _cli(["split", str(tiny_cache), "--out", str(blocker / "splits.json")], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("cemsynth: error: cannot write to folder of the splits file")

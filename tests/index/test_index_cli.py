@@ -112,3 +112,57 @@ def test_vendor_keywords_option(tmp_path: Path, make_dicom, capsys) -> None:
     )
     (pair,) = read_manifest(out)
     assert (pair.le_path.name, pair.rc_path.name) == ("a.dcm", "b.dcm")
+
+
+@pytest.mark.parametrize("where", ["below-a-file", "a-folder"])
+def test_unwritable_out_is_one_line(tmp_path: Path, capsys, where: str) -> None:
+    folder = _pairs_folder(tmp_path / "in")
+    blocker = tmp_path / "taken"
+    if where == "a-folder":
+        blocker.mkdir()
+        out, expected = blocker, f"cannot write to manifest {blocker}: it is a folder"
+    else:
+        blocker.write_text("x")
+        out = blocker / "manifest.csv"
+        expected = f"cannot write to folder of the manifest {blocker}: it is a file"
+    assert _run(["index", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"cemsynth: error: {expected}")
+
+
+def test_out_is_checked_before_scanning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cemsynth.index.indexer as indexer
+    from cemsynth.errors import CemsynthError
+
+    def must_not_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the folder was scanned before --out was checked")
+
+    monkeypatch.setattr(indexer, "find_image_files", must_not_scan)
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    with pytest.raises(CemsynthError, match="cannot write to folder of the manifest"):
+        indexer.index_folder(_pairs_folder(tmp_path / "in"), out=blocker / "m.csv")
+
+
+def test_failures_file_beside_the_manifest_lists_every_failure(
+    tmp_path: Path, make_dicom, capsys
+) -> None:
+    import csv
+
+    folder = _pairs_folder(tmp_path / "in")
+    good = make_dicom(tmp_path / "good.dcm", np.arange(16, dtype=np.uint16).reshape(4, 4))
+    element = b"\x28\x00\x02\x00US\x02\x00"  # SamplesPerPixel; as UL it fails on first access
+    (folder / "corrupt.dcm").write_bytes(
+        good.read_bytes().replace(element, b"\x28\x00\x02\x00UL\x02\x00")
+    )
+    (folder / "scan.dcm").write_bytes(b"\x00" * 10)
+    out = tmp_path / "out" / "manifest.csv"
+    assert _run(["index", str(folder), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert f"{folder / 'corrupt.dcm'}: corrupt DICOM header: " in captured.err
+    with open(out.parent / "failures.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(Path(row["path"]).name for row in rows) == ["corrupt.dcm", "scan.dcm"]
+    assert f"all 2 failures are listed in {out.parent / 'failures.csv'}" in captured.out

@@ -250,6 +250,43 @@ def test_pairs_csv_needs_its_columns(tmp_path: Path) -> None:
         index_folder(tmp_path, pairs_csv=pairs)
 
 
+def test_pairs_csv_le_and_rc_tags_must_agree(tmp_path: Path, make_dicom) -> None:
+    make_dicom(tmp_path / "le1.dcm", PIXELS, ImageLaterality="L", ViewPosition="CC")
+    make_dicom(tmp_path / "rc1.dcm", PIXELS, ImageLaterality="R", ViewPosition="MLO")
+    make_dicom(tmp_path / "le2.dcm", PIXELS, ImageLaterality="L", ViewPosition="CC")
+    make_dicom(tmp_path / "rc2.dcm", PIXELS, patient_id="OTHER", ImageLaterality="L",
+               ViewPosition="CC")  # fmt: skip
+    make_dicom(tmp_path / "le3.dcm", PIXELS, ImageLaterality="L", ViewPosition="CC")
+    make_dicom(tmp_path / "rc3.dcm", PIXELS, ImageLaterality="L")  # no view tag: not compared
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png", 1)  # PNGs carry no tags: nothing to compare
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "le_path,rc_path,patient_id,laterality,view\n"
+        "le1.dcm,rc1.dcm,,,\n"
+        "le2.dcm,rc2.dcm,,,\n"
+        "le3.dcm,rc3.dcm,,,\n"
+        "a.png,b.png,Q1,L,CC\n",
+        encoding="utf-8",
+    )
+    report = BatchReport()
+    result = index_folder(tmp_path, pairs_csv=pairs, report=report)
+    assert [p.le_path.name for p in result.pairs] == ["le3.dcm", "a.png"]
+    reasons = _reasons(result)
+    assert (
+        reasons["le1.dcm"]
+        == reasons["rc1.dcm"]
+        == (
+            "pairs.csv line 2: LE and RC tags disagree: laterality 'L' vs 'R'; "
+            "LE and RC tags disagree: view 'CC' vs 'MLO'"
+        )
+    )
+    assert reasons["rc2.dcm"] == (
+        "pairs.csv line 3: LE and RC tags disagree: PatientID 'PAT1' vs 'OTHER'"
+    )
+    assert report.failures == []
+
+
 # --- phantom manifest -----------------------------------------------------------------------
 
 
@@ -308,6 +345,84 @@ def test_dicom_rules_ignore_the_phantom_manifest(tmp_path: Path, make_dicom) -> 
     )
 
 
+def test_phantom_rules_list_images_the_manifest_does_not(tmp_path: Path, make_dicom) -> None:
+    _phantom_folder(tmp_path, make_dicom)
+    make_dicom(tmp_path / "ph0" / "le_L_MLO.dcm", PIXELS, ImageType=LE_TYPE)
+    _png(tmp_path / "extra" / "stray.png")
+    report = BatchReport()
+    result = index_folder(tmp_path, report=report)
+    assert result.rules == "phantom"
+    assert len(result.pairs) == 2
+    reason = "not listed in manifest.csv (--rules phantom pairs only what it lists)"
+    assert _reasons(result) == {"le_L_MLO.dcm": reason, "stray.png": reason}
+    assert {item.kind for item in result.unpaired} == {"unknown"}
+    assert result.n_images == 6
+    assert report.exit_code == 0  # not failures: nothing is wrong with the files
+
+
+# --- files that break the reader in unexpected ways -----------------------------------------
+
+
+def _corrupt_dicom(path: Path, make_dicom) -> Path:
+    """A DICOM whose SamplesPerPixel element claims VR UL for 2 bytes: pydicom reads the file
+    (lazily) and fails only when the tag is accessed."""
+    good = make_dicom(path.with_suffix(".tmp"), PIXELS, ImageType=LE_TYPE)
+    data = good.read_bytes()
+    good.unlink()
+    element = b"\x28\x00\x02\x00US\x02\x00"
+    assert data.count(element) == 1
+    path.write_bytes(data.replace(element, b"\x28\x00\x02\x00UL\x02\x00"))
+    return path
+
+
+def _two_pairs(folder: Path, make_dicom) -> None:
+    for view in ("CC", "MLO"):
+        for name, image_type in (("le", LE_TYPE), ("rc", RC_TYPE)):
+            make_dicom(
+                folder / f"{name}_l_{view.lower()}.dcm",
+                PIXELS,
+                ImageType=image_type,
+                ImageLaterality="L",
+                ViewPosition=view,
+            )
+
+
+def test_corrupt_dicom_element_is_one_file_failure(tmp_path: Path, make_dicom) -> None:
+    _two_pairs(tmp_path, make_dicom)
+    bad = _corrupt_dicom(tmp_path / "zz_bad.dcm", make_dicom)
+    report = BatchReport()
+    result = index_folder(tmp_path, report=report)
+    assert len(result.pairs) == 2  # the others still pair
+    (failure,) = report.failures
+    assert failure.path == bad
+    assert failure.problem.startswith("corrupt DICOM header: ")
+    assert _reasons(result)["zz_bad.dcm"] == failure.problem
+
+
+def test_unexpected_reader_error_is_a_failure_unless_debug(
+    tmp_path: Path, make_dicom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cemsynth.io.reader as reader_module
+
+    _two_pairs(tmp_path, make_dicom)
+    real = reader_module.read_image_meta
+
+    def flaky(path: Path, *args: object) -> object:
+        if path.name == "rc_l_mlo.dcm":
+            raise RuntimeError("boom")
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module, "read_image_meta", flaky)
+    report = BatchReport()
+    result = index_folder(tmp_path, report=report)
+    (failure,) = report.failures
+    assert failure.path.name == "rc_l_mlo.dcm"
+    assert failure.problem.startswith("internal error (RuntimeError: boom); rerun with --debug")
+    assert len(result.pairs) == 1
+    with pytest.raises(RuntimeError, match="boom"):
+        index_folder(tmp_path, raise_unexpected=True)
+
+
 # --- unpaired.csv and argument errors -------------------------------------------------------
 
 
@@ -352,11 +467,11 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_phantom_cohort_indexes_the_same_by_manifest_and_by_tags(tmp_path: Path) -> None:
-    cohort = pytest.importorskip("cemsynth.phantom.cohort")
     from cemsynth.io.reader import read_image_meta
+    from cemsynth.phantom.cohort import write_cohort
     from cemsynth.phantom.config import PhantomConfig
 
-    written = cohort.write_cohort(
+    written = write_cohort(
         tmp_path / "cohort",
         n_patients=2,
         seed=0,
@@ -371,6 +486,7 @@ def test_phantom_cohort_indexes_the_same_by_manifest_and_by_tags(tmp_path: Path)
     assert by_manifest.pairs == read_manifest(written.manifest_path)
     assert len(by_manifest.pairs) == written.n_pairs == 8
     assert by_manifest.pairs[0].breast_mask_path is not None
+    assert by_manifest.unpaired == []  # truth masks are listed in the manifest, not unpaired
 
     report = BatchReport()
     by_tags = index_folder(tmp_path / "cohort", rules="dicom", report=report)

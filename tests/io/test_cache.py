@@ -265,3 +265,231 @@ def test_unexpected_error_is_one_failure_unless_debug(
         build_cache(
             cohort, tmp_path / "d", PreprocessConfig(), BatchReport(), raise_unexpected=True
         )
+
+
+# --- reuse only what is really unchanged ------------------------------------------------------
+
+
+def _entry_json(root: Path, key: str) -> dict:
+    return json.loads((root / "entries" / key / "record.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"lesion_present": False},
+        {"bpe_grade": "d"},
+        {"halo": True},
+        {"density": "c"},
+        {"pixel_spacing_mm": (0.05, 0.05)},
+        {"extra": {"site": "north"}},
+        {"adipose_mask_path": "fgt"},  # a truth mask added to the row
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_changed_manifest_row_rebuilds_its_entry(
+    cohort: list[PairRecord], tmp_path: Path, change: dict
+) -> None:
+    from dataclasses import replace
+
+    root = tmp_path / "cache"
+    build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
+    if change.get("adipose_mask_path") == "fgt":
+        change = {"adipose_mask_path": cohort[0].fgt_mask_path}
+    changed = [replace(cohort[0], **change), *cohort[1:]]
+    again = build_cache(changed, root, PreprocessConfig(), BatchReport(), workers=1)
+    assert again.n_reused == 2  # only the changed row was made again
+    document = _entry_json(root, again.entries[0].key)
+    name = next(iter(change))
+    if name in document["truth"]:
+        assert document["truth"][name] == change[name]
+    if name == "lesion_present":
+        assert again.entries[0].lesion_present is False
+        assert open_cache(root).entries[0].lesion_present is False  # index.json too
+    if name == "pixel_spacing_mm":  # PNGs carry no spacing: the row's value is used
+        assert document["preprocess"]["pixel_spacing_mm"] == [0.05, 0.05]
+    if name == "adipose_mask_path":
+        assert "adipose" in again.entries[0].truth_masks
+    third = build_cache(changed, root, PreprocessConfig(), BatchReport(), workers=1)
+    assert third.n_reused == 3
+
+
+def test_a_changed_truth_mask_file_rebuilds_its_entry(
+    cohort: list[PairRecord], tmp_path: Path
+) -> None:
+    import os
+    from dataclasses import replace
+
+    root = tmp_path / "cache"
+    first = build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
+    key = first.entries[0].key
+    assert not open_cache(root).load(key).truth["lesion"].any()
+    lesion = cohort[0].lesion_mask_path
+    assert lesion is not None
+    spot = np.zeros(SHAPE, dtype=np.uint8)
+    spot[90:110, 20:40] = 255
+    _png(lesion, spot)
+    stat = os.stat(lesion)
+    os.utime(lesion, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # coarse clocks
+    again = build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
+    assert again.n_reused == 2
+    assert open_cache(root).load(key).truth["lesion"].any()
+
+    # a mask dropped from the row: rebuilt, and its old array does not linger
+    without = [replace(cohort[0], lesion_mask_path=None), *cohort[1:]]
+    third = build_cache(without, root, PreprocessConfig(), BatchReport(), workers=1)
+    assert third.n_reused == 2
+    assert third.entries[0].truth_masks == ("fgt",)
+    assert not (root / "entries" / key / "truth_lesion.npy").exists()
+
+
+def test_an_interrupted_rebuild_leaves_no_old_record(
+    cohort: list[PairRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    import cemsynth.io.cache as cache_module
+
+    root = tmp_path / "cache"
+    first = build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
+    record = root / "entries" / first.entries[0].key / "record.json"
+    assert record.is_file()
+    real = cache_module._save_npy
+    calls = {"n": 0}
+
+    def dies_after_one_array(path: Path, array: np.ndarray) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        real(path, array)
+
+    monkeypatch.setattr(cache_module, "_save_npy", dies_after_one_array)
+    changed = replace(cohort[0], lesion_present=False)
+    with pytest.raises(KeyboardInterrupt):
+        cache_module.process_pair(changed, root, PreprocessConfig())
+    assert not record.exists()  # a new le.npy never sits beside the old record
+    monkeypatch.undo()
+    again = build_cache([changed, *cohort[1:]], root, PreprocessConfig(), BatchReport(), workers=1)
+    assert again.n_reused == 2 and again.entries[0].lesion_present is False
+
+
+# --- truth masks go through the image reader --------------------------------------------------
+
+
+def test_truth_masks_use_the_readers_checks(tmp_path: Path) -> None:
+    from cemsynth.errors import InputFileError
+    from cemsynth.io.cache import read_truth_mask
+
+    blank = _png(tmp_path / "blank.png", np.zeros((4, 5), dtype=np.uint8))
+    assert not read_truth_mask(blank, (4, 5)).any()
+    colour = np.zeros((4, 5, 3), dtype=np.uint8)
+    colour[1, 1] = (255, 0, 0)
+    with pytest.raises(InputFileError, match="true colour image"):
+        read_truth_mask(_png(tmp_path / "red.png", colour), (4, 5))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(InputFileError, match="corrupt or unreadable image"):
+        read_truth_mask(broken, (4, 5))
+    with pytest.raises(InputFileError, match="mask is 4 x 5 pixels, its LE image 5 x 4"):
+        read_truth_mask(blank, (5, 4))
+
+
+# --- failures file, output checks, warnings, workers ------------------------------------------
+
+
+def test_every_failure_is_written_to_failures_csv(cohort: list[PairRecord], tmp_path: Path) -> None:
+    import csv
+
+    from cemsynth.batch import FAILURES_NAME
+
+    root = tmp_path / "cache"
+    report = BatchReport()
+    build_cache([*_bad_pairs(tmp_path), *cohort], root, PreprocessConfig(), report, workers=1)
+    with open(root / FAILURES_NAME, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(Path(r["path"]).name, r["problem"][:11]) for r in rows] == [
+        ("blank.png", "blank image"),
+        ("small_rc.png", "RC image is"),
+    ]
+    assert report.failures_path == root / FAILURES_NAME
+    # a clean re-run leaves no stale list
+    build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
+    assert (root / FAILURES_NAME).read_text(encoding="utf-8") == "path,problem\n"
+
+
+def test_cli_names_the_failures_file(
+    cohort: list[PairRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _write_manifest(tmp_path, [*_bad_pairs(tmp_path), *cohort])
+    out = tmp_path / "cache"
+    with pytest.raises(SystemExit):
+        main(["preprocess", str(manifest), "--out", str(out), "--workers", "1"])
+    assert f"all 2 failures are listed in {out / 'failures.csv'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["file", "below-a-file"])
+def test_cli_unwritable_out_is_one_line_before_any_work(
+    cohort: list[PairRecord],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    import cemsynth.io.cache as cache_module
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("preprocessing started before the output was checked")
+
+    monkeypatch.setattr(cache_module, "process_pair", must_not_run)
+    manifest = _write_manifest(tmp_path, cohort)
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "cache"
+    with pytest.raises(SystemExit) as info:
+        main(["preprocess", str(manifest), "--out", str(out), "--workers", "1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"cemsynth: error: cannot write to cache folder {out}: ")
+
+
+def test_one_warning_when_cached_images_are_smaller_than_a_patch(
+    cohort: list[PairRecord], tmp_path: Path
+) -> None:
+    from cemsynth.batch import BatchReport as Report
+    from cemsynth.io.cache import CacheEntry, _warn_small_entries
+
+    report = BatchReport()
+    result = build_cache(cohort, tmp_path / "cache", PreprocessConfig(), report, workers=1)
+    assert all(max(entry.shape) < 128 for entry in result.entries)  # 200 x 160 / 4
+    (warning,) = report.warnings
+    assert warning.startswith("3 of 3 cached images are smaller than a 128 x 128 training patch")
+    assert "downsample_factor" in warning
+
+    big = CacheEntry("k", "P", "", "L", "CC", shape=(128, 300), breast_pixels=1)
+    quiet = Report()
+    _warn_small_entries([big], tmp_path, quiet)
+    assert quiet.warnings == []
+
+
+def test_workers_zero_means_the_cpus_this_process_may_use(
+    cohort: list[PairRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cemsynth.io.cache as cache_module
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a process pool was started for one allowed CPU")
+
+    monkeypatch.setattr(cache_module, "available_cpus", lambda: 1)
+    monkeypatch.setattr(cache_module, "ProcessPoolExecutor", no_pool)
+    result = build_cache(cohort, tmp_path / "c", PreprocessConfig(), BatchReport(), workers=0)
+    assert len(result.entries) == 3
+
+
+def test_a_pair_listed_twice_fails_both_rows(cohort: list[PairRecord], tmp_path: Path) -> None:
+    report = BatchReport()
+    result = build_cache(
+        [cohort[0], *cohort, cohort[0]], tmp_path / "c", PreprocessConfig(), report, workers=1
+    )
+    assert len(result.entries) == 2
+    assert [f.problem for f in report.failures] == ["listed twice in the manifest"] * 3

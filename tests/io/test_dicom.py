@@ -138,6 +138,69 @@ def test_dx_modality_is_accepted(tmp_path: Path, make_dicom) -> None:
 # --- bad inputs -----------------------------------------------------------------------------
 
 
+def _recompress(source: Path, target: Path, transfer_syntax: str) -> Path:
+    """``source`` re-encoded with pydicom's encoder for ``transfer_syntax`` (installed plugin)."""
+    import pydicom
+    from pydicom.pixels import get_encoder
+
+    encoder = get_encoder(transfer_syntax)
+    # JPEG 2000 encodes with pylibjpeg-openjpeg (a dependency), JPEG-LS with pyjpegls (dev)
+    assert encoder.is_available, f"no encoder installed for {encoder.name}"
+    ds = pydicom.dcmread(source)
+    ds.compress(transfer_syntax, generate_instance_uid=False)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+@pytest.mark.parametrize(
+    "transfer_syntax",
+    ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80"],
+    ids=["jpeg2000-lossless", "jpeg-ls-lossless"],
+)
+def test_lossless_jpeg_family_decodes_exactly(
+    tmp_path: Path, make_dicom, transfer_syntax: str
+) -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, size=(48, 40), dtype=np.uint16)  # 12 bits, no structure
+    plain = make_dicom(tmp_path / "plain.dcm", pixels, bits_stored=12, ImageLaterality="R")
+    packed = _recompress(plain, tmp_path / "packed.dcm", transfer_syntax)
+    assert packed.stat().st_size != plain.stat().st_size  # really re-encoded
+    meta = read_image_meta(packed)
+    assert meta.extra["TransferSyntaxUID"] == transfer_syntax
+    image = read_image(packed)
+    np.testing.assert_array_equal(image.array, pixels.astype(np.float32))
+    assert image.meta.laterality == "R"
+
+
+def _with_corrupt_samples_per_pixel(source: Path, target: Path) -> Path:
+    """``source`` with SamplesPerPixel's VR changed from US to UL: the file still parses, but
+    the 2-byte value cannot be read as a 4-byte UL when the tag is first accessed."""
+    data = source.read_bytes()
+    element = b"\x28\x00\x02\x00US\x02\x00"  # (0028,0002) US, length 2 (explicit VR LE)
+    assert data.count(element) == 1
+    target.write_bytes(data.replace(element, b"\x28\x00\x02\x00UL\x02\x00"))
+    return target
+
+
+def test_corrupt_element_is_one_line_not_a_traceback(tmp_path: Path, make_dicom) -> None:
+    good = make_dicom(tmp_path / "good.dcm", PIXELS, ImageLaterality="L", ViewPosition="CC")
+    path = _with_corrupt_samples_per_pixel(good, tmp_path / "bad.dcm")
+    for read in (read_image, read_image_meta):
+        with pytest.raises(InputFileError) as exc:
+            read(path)
+        _assert_one_line(exc, path, "corrupt DICOM header", "bytes per value")
+
+
+def test_mask_mode_accepts_blank_and_any_modality(tmp_path: Path, make_dicom) -> None:
+    zeros = np.zeros((4, 5), dtype=np.uint8)
+    path = make_dicom(tmp_path / "mask.dcm", zeros, modality="OT")
+    with pytest.raises(InputFileError, match="modality OT is not a mammogram"):
+        read_image(path)
+    image = read_image(path, mask=True)
+    np.testing.assert_array_equal(image.array, zeros)
+    assert image.meta.modality == "OT"
+
+
 def test_corrupt_bytes_are_not_dicom(tmp_path: Path) -> None:
     path = tmp_path / "junk.dcm"
     path.write_bytes(bytes(range(256)) * 4)

@@ -101,6 +101,23 @@ def test_blank_png_is_rejected(tmp_path: Path) -> None:
     assert str(exc.value) == f"{path}: blank image: every pixel is 0"
 
 
+def test_blank_png_is_a_valid_mask(tmp_path: Path) -> None:
+    path = _png(tmp_path / "no_lesion.png", np.zeros((5, 5), np.uint8))
+    np.testing.assert_array_equal(read_image(path, mask=True).array, np.zeros((5, 5)))
+
+
+def test_raster_reader_reports_like_the_dispatcher(tmp_path: Path, make_dicom) -> None:
+    """One format check for all readers: the raster reader gives the same messages."""
+    from cemsynth.io.raster import read_raster, read_raster_meta
+
+    for read in (read_raster, read_raster_meta):
+        with pytest.raises(InputFileError) as exc:
+            read(tmp_path / "missing.png")
+        assert str(exc.value) == f"{tmp_path / 'missing.png'}: file not found"
+        with pytest.raises(InputFileError, match="not a PNG, TIFF or JPEG image"):
+            read(make_dicom(tmp_path / "a.dcm", GRAY16))
+
+
 def test_corrupt_png_is_rejected(tmp_path: Path) -> None:
     good = _png(tmp_path / "good.png", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
     bad = tmp_path / "bad.png"

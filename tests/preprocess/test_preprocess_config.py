@@ -30,6 +30,10 @@ def test_presets() -> None:
     assert get_preset("paper") == PreprocessConfig()
     assert get_preset("8bit").le_window == (0.0, 255.0)
     assert get_preset("8bit").rc_window == (0.0, 255.0)
+    # 8-bit exports are already reduced: no further downsampling (a 256 x 512 CDD-CESM image
+    # would otherwise be cached smaller than one 128 x 128 patch)
+    assert get_preset("8bit").downsample_factor == 1.0
+    assert get_preset("8bit").target_spacing_mm is None
     assert get_preset("phantom").target_spacing_mm == 0.4
     assert get_preset("phantom").le_window == get_preset("paper").le_window
 
@@ -116,3 +120,54 @@ def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_preprocess_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_preprocess_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("background_value: abc", "background_value must be a number, got 'abc'"),
+        ("background_value: .nan", "background_value must be a number, got nan"),
+        ("background_value: true", "background_value must be a number, got True"),
+        ("le_window: [low, 2900]", "le_window must be two numbers [low, high], got 'low'"),
+        ("rc_window: 1700", "rc_window must be two numbers [low, high], got 1700"),
+        ("rc_window: [1, 2, 3]", "rc_window must be two numbers"),
+        ("downsample_factor: four", "downsample_factor must be a positive number, got 'four'"),
+        ("target_spacing_mm: .inf", "target_spacing_mm must be a positive number"),
+        ("anti_alias: 'no'", "anti_alias must be true or false, got 'no'"),
+        ("otsu_log: 1", "otsu_log must be true or false, got 1"),
+        ("fill_holes: null", "fill_holes must be true or false, got None"),
+        ("breast_polarity: [bright]", "breast_polarity must be one of bright, dark"),
+        ("otsu_nbins: 2.5", "otsu_nbins must be a positive integer, got 2.5"),
+        ("otsu_subsample: '4'", "otsu_subsample must be a positive integer, got '4'"),
+        ("min_breast_fraction: abc", "min_breast_fraction must be a number in [0, 1)"),
+        ("min_breast_fraction: 1.5", "min_breast_fraction must be in [0, 1)"),
+        ("preset: 5", "preset must be a name, got 5"),
+    ],
+)
+def test_every_yaml_field_is_type_checked_with_key_and_file(
+    tmp_path: Path, line: str, fragment: str
+) -> None:
+    path = tmp_path / "preprocess.yaml"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_preprocess_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert fragment in message, message
+    assert "\n" not in message
+
+
+def test_cli_bad_config_value_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cemsynth.cli import main
+
+    config = tmp_path / "p.yaml"
+    config.write_text("background_value: abc\n", encoding="utf-8")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("patient_id,study_uid,laterality,view,le_path,rc_path\n")
+    with pytest.raises(SystemExit) as info:
+        main(["preprocess", str(manifest), "--out", str(tmp_path / "c"), "--config", str(config)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"cemsynth: error: {config}: background_value must be a number, got 'abc'\n"

@@ -14,6 +14,7 @@ is what training and evaluation read; see ``docs/data-pipeline.md``.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 
 from cemsynth.errors import ConfigError, InputFileError
 from cemsynth.io.atomic import write_text_atomic
+from cemsynth.io.messages import one_line
+from cemsynth.io.paths import ensure_writable_file
 
 SPLITS_FORMAT = "cemsynth-splits"
 SPLITS_VERSION = 1
@@ -44,9 +47,15 @@ class SplitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ConfigError(f"seed must be a whole number of 0 or more, got {self.seed!r}")
+        if self.seed < 0:  # numpy's generators take only non-negative seeds
+            raise ConfigError(f"seed must be 0 or more, got {self.seed}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
+            if not 0.0 <= value < 1.0:  # also rejects NaN
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError(
@@ -126,8 +135,8 @@ class Splits:
             patients = {name: [str(p) for p in data["patients"][name]] for name in SPLIT_NAMES}
             entries = {name: [str(k) for k in data["entries"][name]] for name in SPLIT_NAMES}
             strata = {str(k): str(v) for k, v in data["strata"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputFileError(source, f"malformed splits file ({exc!r})") from None
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise InputFileError(source, f"malformed splits file ({one_line(exc)})") from None
         splits = cls(config=config, patients=patients, entries=entries, strata=strata)
         _check_disjoint(splits, source)
         return splits
@@ -223,18 +232,23 @@ def read_splits(path: Path) -> Splits:
     except FileNotFoundError:
         raise InputFileError(path, "splits file not found (run cemsynth split)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"unreadable splits file: {exc}") from None
+        raise InputFileError(path, f"unreadable splits file: {one_line(exc)}") from None
     if not isinstance(data, dict):
         raise InputFileError(path, "unreadable splits file: not a JSON object")
     return Splits.from_dict(data, source=path)
 
 
 def split_cache(cache_root: Path, config: SplitConfig, out: Path | None = None) -> Splits:
-    """Split the entries of a cache and write ``splits.json`` (default: inside the cache)."""
+    """Split the entries of a cache and write ``splits.json`` (default: inside the cache).
+
+    An unwritable ``out`` raises :class:`~cemsynth.errors.CemsynthError` (one line) first.
+    """
     from cemsynth.io.cache import open_cache
 
+    target = out if out is not None else Path(cache_root) / SPLITS_NAME
     cache = open_cache(cache_root)
+    ensure_writable_file(target, "splits file")
     items = [SplitItem(e.key, e.patient_id, e.lesion_present) for e in cache.entries]
     splits = make_splits(items, config)
-    write_splits(out if out is not None else Path(cache_root) / SPLITS_NAME, splits)
+    write_splits(target, splits)
     return splits

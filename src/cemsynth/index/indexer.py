@@ -8,15 +8,19 @@ Rule sets (``rules``):
   (:mod:`cemsynth.index.naming`) give kind and keys.
 - ``csv``: a user CSV (``pairs_csv``) lists the pairs (``le_path, rc_path`` and optionally
   ``patient_id, study_uid, laterality, view``; missing keys are taken from DICOM tags or the file
-  name). Relative paths are relative to the indexed folder.
-- ``phantom``: the folder's ``manifest.csv`` written by ``cemsynth phantom`` is taken as is.
+  name). Relative paths are relative to the indexed folder. Where both images carry them, the
+  LE and RC tags (PatientID, laterality, view) must agree, else the row is not paired.
+- ``phantom``: the folder's ``manifest.csv`` written by ``cemsynth phantom`` is taken as is;
+  image files under the folder that it does not list (as LE, RC or truth mask) are unpaired.
 - ``auto``: ``csv`` if a pairs CSV is given; else ``phantom`` if the folder has a
   ``manifest.csv`` with the phantom's truth columns; else DICOM files by ``dicom`` and other
   images by ``cdd-cesm``.
 
 Every image file found that ends up in no pair is listed with a reason (LE without RC,
-duplicates, high-energy, unknown type, unreadable); unreadable files are also batch failures.
-Only headers are read here (fast); pixel problems surface when the images are read.
+duplicates, high-energy, unknown type, unreadable); unreadable files are also batch failures,
+and so is a file whose reading raised an unexpected error ("internal error ...", a bug; the
+traceback with ``raise_unexpected``). Only headers are read here (fast); pixel problems
+surface when the images are read.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
-from cemsynth.batch import BatchReport
+from cemsynth.batch import FAILURES_NAME, BatchReport
 from cemsynth.errors import ConfigError, InputFileError
 from cemsynth.imaging import ImageMeta
 from cemsynth.index.keywords import KIND_NAMES, KeywordRules, Kind, classify, default_keywords
@@ -48,13 +52,15 @@ from cemsynth.io.manifest import (
     resolve_path_text,
     write_manifest,
 )
+from cemsynth.io.messages import internal_error
+from cemsynth.io.paths import ensure_writable_file
+from cemsynth.phantom.cohort import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 Rules = Literal["auto", "dicom", "cdd-cesm", "csv", "phantom"]
 RULE_CHOICES: tuple[str, ...] = get_args(Rules)
-PHANTOM_MANIFEST_NAME = "manifest.csv"
 UNPAIRED_NAME = "unpaired.csv"
 UNPAIRED_COLUMNS = ("path", "kind", "patient_id", "study_uid", "laterality", "view", "reason")
 PAIRS_CSV_REQUIRED = ("le_path", "rc_path")
@@ -103,6 +109,8 @@ class IndexResult:
     unpaired: list[UnpairedImage] = field(default_factory=list)
     n_images: int = 0
     n_ignored: int = 0
+    report: BatchReport | None = None
+    """The report that collected the failures; :func:`write_index` writes them to a file."""
 
 
 @dataclass(frozen=True)
@@ -129,17 +137,25 @@ def index_folder(
     report: BatchReport | None = None,
     progress: bool = False,
     console: Console | None = None,
+    out: Path | None = None,
+    raise_unexpected: bool = False,
 ) -> IndexResult:
     """Pair the LE and RC images under ``root`` by ``rules`` (see the module docstring).
 
     Bad files are recorded in ``report`` (which raises at the first one if strict) and listed
     as unpaired. ``keywords``: vendor keywords for DICOM classification (defaults if None).
     ``progress``: show a rich progress bar on ``console`` when there are many files.
-    Raises :class:`ConfigError` / :class:`InputFileError` for unusable arguments.
+    ``out``: the manifest that :func:`write_index` will write; checked before scanning, so an
+    unusable location fails at once. ``raise_unexpected``: let an unexpected exception while
+    reading one file (a bug) propagate with its traceback instead of recording it as that
+    file's failure. Raises :class:`ConfigError` / :class:`InputFileError` for unusable
+    arguments and :class:`~cemsynth.errors.CemsynthError` for an unwritable ``out``.
     """
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
+    if out is not None:
+        ensure_writable_file(out, "manifest")
     rules = parse_rules(rules)
     if pairs_csv is not None and rules not in ("auto", "csv"):
         raise ConfigError(f"--pairs-csv needs --rules csv (or auto), not --rules {rules}")
@@ -147,15 +163,19 @@ def index_folder(
         raise ConfigError("--rules csv needs --pairs-csv FILE")
     report = report if report is not None else BatchReport()
     keywords = keywords if keywords is not None else default_keywords()
-    phantom_manifest = root / PHANTOM_MANIFEST_NAME
+    phantom_manifest = root / MANIFEST_NAME
     if rules == "phantom" and not phantom_manifest.is_file():
-        raise ConfigError(f"{root}: --rules phantom needs {PHANTOM_MANIFEST_NAME} in the folder")
+        raise ConfigError(f"{root}: --rules phantom needs {MANIFEST_NAME} in the folder")
 
+    reader = _MetaReader(report, raise_unexpected)
     if pairs_csv is not None:
-        return _index_pairs_csv(root, Path(pairs_csv), report, progress, console)
-    if rules == "phantom" or (rules == "auto" and is_phantom_manifest(phantom_manifest)):
-        return _index_phantom(root, phantom_manifest, report)
-    return _index_by_rules(root, rules, keywords, report, progress, console)
+        result = _index_pairs_csv(root, Path(pairs_csv), reader, progress, console)
+    elif rules == "phantom" or (rules == "auto" and is_phantom_manifest(phantom_manifest)):
+        result = _index_phantom(root, phantom_manifest, report)
+    else:
+        result = _index_by_rules(root, rules, keywords, reader, progress, console)
+    result.report = report
+    return result
 
 
 def is_phantom_manifest(path: Path) -> bool:
@@ -266,12 +286,15 @@ def pair_entries(entries: Sequence[ImageEntry]) -> tuple[list[PairRecord], list[
 
 
 def write_index(result: IndexResult, out: Path) -> Path:
-    """Write the manifest to ``out`` and ``unpaired.csv`` beside it (both atomic).
+    """Write the manifest to ``out``, ``unpaired.csv`` and ``failures.csv`` beside it (atomic).
 
     ``unpaired.csv`` is always written (header only when everything paired) so that no stale
-    list from an earlier run remains. Returns its path.
+    list from an earlier run remains; so is ``failures.csv`` (every failure of
+    ``result.report``, see :meth:`BatchReport.write_failures`) when the result has a report.
+    An unusable ``out`` raises :class:`~cemsynth.errors.CemsynthError` (one line) before
+    anything is written. Returns the path of ``unpaired.csv``.
     """
-    out = Path(out)
+    out = ensure_writable_file(Path(out), "manifest")
     write_manifest(out, result.pairs)
     unpaired_path = out.parent / UNPAIRED_NAME
     folder = out.parent.absolute()
@@ -291,6 +314,8 @@ def write_index(result: IndexResult, out: Path) -> Path:
             ]
         )
     write_text_atomic(unpaired_path, buffer.getvalue())
+    if result.report is not None:
+        result.report.write_failures(out.parent / FAILURES_NAME)
     return unpaired_path
 
 
@@ -322,11 +347,43 @@ def _say(console: Console, text: str, style: str | None = None) -> None:
 # --- rule sets ------------------------------------------------------------------------------
 
 
+class _MetaReader:
+    """Reads one file's header; a problem becomes that file's failure, never the batch's end.
+
+    An :class:`InputFileError` is the file's problem; any other exception is a bug met on this
+    file, recorded as "internal error ..." (or re-raised with ``raise_unexpected``, for
+    ``--debug``). Either way the file is listed as unreadable and None is returned.
+    """
+
+    def __init__(self, report: BatchReport, raise_unexpected: bool) -> None:
+        self.report = report
+        self.raise_unexpected = raise_unexpected
+
+    def read(self, path: Path, unpaired: list[UnpairedImage]) -> ImageMeta | None:
+        from cemsynth.io.reader import read_image_meta
+
+        try:
+            meta = read_image_meta(path)
+        except InputFileError as exc:
+            problem = exc.problem
+            self.report.add_error(exc)
+        except Exception as exc:
+            if self.raise_unexpected:
+                raise
+            problem = internal_error(exc)
+            self.report.add_failure(path, problem)
+        else:
+            self.report.add_success()
+            return meta
+        unpaired.append(UnpairedImage(path, "unreadable", problem))
+        return None
+
+
 def _index_by_rules(
     root: Path,
     rules: Rules,
     keywords: KeywordRules,
-    report: BatchReport,
+    reader: _MetaReader,
     progress: bool,
     console: Console | None,
 ) -> IndexResult:
@@ -336,7 +393,7 @@ def _index_by_rules(
     )
     entries: list[ImageEntry] = []
     for found in _progress(files, progress, console, "scanning images"):
-        entry = _entry_for(found, rules, keywords, report, result)
+        entry = _entry_for(found, rules, keywords, reader, result)
         if entry is not None:
             entries.append(entry)
     result.pairs, unpaired = pair_entries(entries)
@@ -348,24 +405,18 @@ def _entry_for(
     found: FoundFile,
     rules: Rules,
     keywords: KeywordRules,
-    report: BatchReport,
+    reader: _MetaReader,
     result: IndexResult,
 ) -> ImageEntry | None:
     """Classify one file; None (after recording it) if it cannot be read."""
-    from cemsynth.io.reader import read_image_meta
-
     path = found.path
     image_format = found.image_format or format_from_suffix(path)
     by_tags = image_format == "dicom" and rules in ("auto", "dicom")
     if rules == "dicom" and image_format != "dicom":
         return ImageEntry(path, None, "not a DICOM file (--rules dicom)")
-    try:
-        meta = read_image_meta(path)
-    except InputFileError as exc:
-        report.add_error(exc)
-        result.unpaired.append(UnpairedImage(path, "unreadable", exc.problem))
+    meta = reader.read(path, result.unpaired)
+    if meta is None:
         return None
-    report.add_success()
     if by_tags:
         return _entry_from_tags(path, meta, keywords)
     keys = parse_cdd_cesm_name(path)
@@ -410,7 +461,27 @@ def _entry_from_tags(path: Path, meta: ImageMeta, keywords: KeywordRules) -> Ima
 
 def _index_phantom(root: Path, manifest: Path, report: BatchReport) -> IndexResult:
     records = read_manifest(manifest)
-    result = IndexResult(root=root, rules="phantom", n_images=2 * len(records))
+    files, n_ignored = find_image_files(root, exclude=[manifest])
+    listed = {
+        _normalized(path)
+        for record in records
+        for path in (record.le_path, record.rc_path, *_mask_paths(record))
+    }
+    unlisted = [_normalized(f.path) for f in files if _normalized(f.path) not in listed]
+    result = IndexResult(
+        root=root,
+        rules="phantom",
+        n_images=2 * len(records) + len(unlisted),
+        n_ignored=n_ignored,
+    )
+    for path in unlisted:
+        result.unpaired.append(
+            UnpairedImage(
+                path,
+                "unknown",
+                f"not listed in {manifest.name} (--rules phantom pairs only what it lists)",
+            )
+        )
     for record in records:
         missing = [p for p in (record.le_path, record.rc_path) if not p.is_file()]
         for path in missing:
@@ -435,18 +506,30 @@ def _index_phantom(root: Path, manifest: Path, report: BatchReport) -> IndexResu
             continue
         report.add_success(2)
         result.pairs.append(record)
+    result.unpaired.sort(key=lambda u: str(u.path))
     return result
+
+
+def _mask_paths(record: PairRecord) -> list[Path]:
+    return [
+        path
+        for path in (
+            record.breast_mask_path,
+            record.fgt_mask_path,
+            record.adipose_mask_path,
+            record.lesion_mask_path,
+        )
+        if path is not None
+    ]
 
 
 def _index_pairs_csv(
     root: Path,
     pairs_csv: Path,
-    report: BatchReport,
+    reader: _MetaReader,
     progress: bool,
     console: Console | None,
 ) -> IndexResult:
-    from cemsynth.io.reader import read_image_meta
-
     rows = list(iter_csv_rows(pairs_csv, PAIRS_CSV_REQUIRED))
     files, n_ignored = find_image_files(root, exclude=[pairs_csv])
     result = IndexResult(root=root, rules="csv", n_ignored=n_ignored)
@@ -462,15 +545,14 @@ def _index_pairs_csv(
                 problems.append(f"{path} is already in the pair on line {listed[path]}")
                 continue
             listed[path] = line
-            try:
-                metas[name] = read_image_meta(path)
-            except InputFileError as exc:
-                report.add_error(exc)
-                result.unpaired.append(UnpairedImage(path, "unreadable", exc.problem))
+            meta = reader.read(path, result.unpaired)
+            if meta is None:
                 problems.append(f"{name} cannot be read")
             else:
-                report.add_success()
+                metas[name] = meta
         cells = dict(row)
+        if not problems:
+            problems.extend(_tag_mismatches(metas["le_path"], metas["rc_path"]))
         if not problems:
             problems.extend(_fill_keys(cells, metas["le_path"], paths["le_path"]))
         if problems:
@@ -492,6 +574,19 @@ def _index_pairs_csv(
     result.n_images = len(set(listed) | {_normalized(f.path) for f in files})
     result.unpaired.sort(key=lambda u: str(u.path))
     return result
+
+
+def _tag_mismatches(le_meta: ImageMeta, rc_meta: ImageMeta) -> list[str]:
+    """Where both images carry a key (DICOM tags), LE and RC must agree; what differs."""
+    problems: list[str] = []
+    for label, le_value, rc_value in (
+        ("PatientID", le_meta.patient_id, rc_meta.patient_id),
+        ("laterality", le_meta.laterality, rc_meta.laterality),
+        ("view", le_meta.view, rc_meta.view),
+    ):
+        if le_value is not None and rc_value is not None and le_value != rc_value:
+            problems.append(f"LE and RC tags disagree: {label} {le_value!r} vs {rc_value!r}")
+    return problems
 
 
 def _fill_keys(cells: dict[str, str | None], le_meta: ImageMeta, le_path: Path) -> list[str]:

@@ -12,18 +12,23 @@ Layout (documented key by key in ``docs/data-pipeline.md``, section "Cache forma
         truth_<name>.npy         bool (rows, cols): manifest truth masks (fgt, adipose, ...)
         breast_mask_crop.npz     bool original-resolution breast mask inside the box
         record.json              written last: the entry is complete when it exists
+      failures.csv               every failed pair of the last run (path, problem)
 
-Every file is written atomically. A re-run reuses entries whose ``record.json`` has the
-same config hash and source files of the same size and modification time; a folder whose
-``index.json`` names another config hash is refused (use a new folder).
+Every file is written atomically. A re-run reuses an entry only if its ``record.json`` has the
+same config hash, the same manifest row (a hash over every :class:`PairRecord` field: keys,
+paths, labels, spacing and extra columns) and LE, RC and truth-mask files of the same size and
+modification time; otherwise the entry is rebuilt, its old ``record.json`` removed first. A
+folder whose ``index.json`` names another config hash is refused (use a new folder).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -34,14 +39,16 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from cemsynth.batch import FAILURES_NAME, BatchReport, available_cpus
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
 from cemsynth.imaging import BoolArray, FloatArray
 from cemsynth.io.atomic import write_atomic, write_text_atomic
+from cemsynth.io.messages import internal_error, one_line
+from cemsynth.io.paths import ensure_writable_dir
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cemsynth.batch import BatchReport
     from cemsynth.io.manifest import PairRecord
     from cemsynth.preprocess.config import PreprocessConfig
     from cemsynth.preprocess.pipeline import PreprocessRecord
@@ -220,7 +227,7 @@ def _read_json(path: Path, what: str = "cache record") -> dict[str, Any]:
     except FileNotFoundError:
         raise InputFileError(path, f"{what} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"unreadable {what}: {' '.join(str(exc).split())}") from exc
+        raise InputFileError(path, f"unreadable {what}: {one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise InputFileError(path, f"unreadable {what}: not a JSON object")
     return data
@@ -256,36 +263,54 @@ def _save_packed_mask(path: Path, mask: BoolArray) -> None:
 
 
 def _source_stamp(path: Path) -> dict[str, Any]:
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or one_line(exc)}") from None
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _source_stamps(pair: PairRecord) -> dict[str, Any]:
+    """Size and modification time of every file the entry is made from (LE, RC, truth masks)."""
+    stamps = {"le": _source_stamp(pair.le_path), "rc": _source_stamp(pair.rc_path)}
+    for name, attribute in TRUTH_MASKS.items():
+        mask_path = getattr(pair, attribute)
+        if mask_path is not None:
+            stamps[f"truth_{name}"] = _source_stamp(Path(mask_path))
+    return stamps
+
+
+def pair_hash(pair: PairRecord) -> str:
+    """16 hex digits over every field of the manifest row (paths, keys, labels, spacing, extra).
+
+    A changed label (``lesion_present``, ``bpe_grade``, ``halo``, ...), truth-mask path,
+    per-row spacing or extra column gives another hash, so the cache entry is rebuilt.
+    """
+    data: dict[str, Any] = {}
+    for item in dataclasses.fields(pair):
+        value = getattr(pair, item.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[item.name] = value
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def read_truth_mask(path: Path, shape: tuple[int, int]) -> BoolArray:
     """A truth mask file (PNG/TIFF/JPEG/DICOM) as bool: nonzero pixels are True.
 
-    Unlike images, an all-zero mask is valid (e.g. no lesion).
+    Read by :func:`cemsynth.io.reader.read_image` with ``mask=True`` (same format detection,
+    checks and one-line errors as images; MONOCHROME1 inverted, rescale applied) except that,
+    unlike an image, an all-zero mask is valid (e.g. no lesion) and any DICOM modality is
+    accepted. Must have ``shape`` (its LE image's size).
     """
-    from cemsynth.io.reader import detect_format
+    from cemsynth.io.reader import read_image
 
-    image_format = detect_format(path)
-    try:
-        if image_format == "dicom":
-            import pydicom
-
-            pixels = np.asarray(pydicom.dcmread(path).pixel_array)
-        elif image_format == "tiff":
-            import tifffile
-
-            pixels = np.asarray(tifffile.imread(path))
-        else:
-            from PIL import Image as PILImage
-
-            with PILImage.open(path) as handle:
-                pixels = np.asarray(handle)
-    except Exception as exc:  # each library raises its own types for a bad file
-        raise InputFileError(path, f"unreadable mask: {' '.join(str(exc).split())}") from exc
-    if pixels.ndim == 3:  # gray stored as RGB(A)
-        pixels = pixels[..., 0]
+    pixels = read_image(Path(path), mask=True).array
     if pixels.shape != shape:
         raise InputFileError(
             path,
@@ -296,20 +321,20 @@ def read_truth_mask(path: Path, shape: tuple[int, int]) -> BoolArray:
 
 
 def _reusable(folder: Path, pair: PairRecord, config_hash: str) -> CacheEntry | None:
-    """The existing entry in ``folder`` if it was made from the same files and config."""
+    """The existing entry in ``folder`` if it was made from the same manifest row, files and
+    config: same config hash, same :func:`pair_hash` and unchanged source stamps."""
     record_path = folder / RECORD_NAME
     if not record_path.is_file():
         return None
     try:
         data = json.loads(record_path.read_text(encoding="utf-8"))
-        if data.get("config_hash") != config_hash:
+        if data.get("config_hash") != config_hash or data.get("pair_hash") != pair_hash(pair):
             return None
-        for name, path in (("le", pair.le_path), ("rc", pair.rc_path)):
-            if data["sources"][name] != _source_stamp(path):
-                return None
+        if data["sources"] != _source_stamps(pair):
+            return None
         return CacheEntry.from_dict(data["entry"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable or old: make it again
+    except (OSError, ValueError, KeyError, TypeError, InputFileError):
+        return None  # unreadable, old or a source is gone: make it again (and report why)
 
 
 def process_pair(
@@ -331,6 +356,8 @@ def process_pair(
         if existing is not None:
             return existing, True
 
+    # stamped before reading: a file changed while this runs is rebuilt next time
+    stamps = _source_stamps(pair)
     le = read_image(pair.le_path, pair.pixel_spacing_mm)
     rc = read_image(pair.rc_path, pair.pixel_spacing_mm)
     result = forward(le, rc, config)
@@ -341,10 +368,14 @@ def process_pair(
         if mask_path is not None:
             full = read_truth_mask(Path(mask_path), le.shape)
             truth[name] = mask_to_cached_grid(full, result.record).array
-    stamps = {"le": _source_stamp(pair.le_path), "rc": _source_stamp(pair.rc_path)}
     del le, rc
 
-    # the record goes last: a folder without record.json is an incomplete entry
+    # An old record goes first, the new one last: a folder without record.json is an
+    # incomplete entry, so an interrupted rebuild never pairs new arrays with an old record.
+    (folder / RECORD_NAME).unlink(missing_ok=True)
+    for stale in folder.glob("truth_*.npy"):
+        if stale.stem.removeprefix("truth_") not in truth:
+            stale.unlink(missing_ok=True)
     _save_npy(folder / "le.npy", result.le)
     _save_npy(folder / "rc.npy", result.rc)
     _save_npy(folder / "mask.npy", result.mask.array)
@@ -368,6 +399,7 @@ def process_pair(
         "version": CACHE_VERSION,
         "key": key,
         "config_hash": config_hash,
+        "pair_hash": pair_hash(pair),
         "entry": entry.to_dict(),
         "pair": {
             "patient_id": pair.patient_id,
@@ -460,10 +492,13 @@ def build_cache(
 
     Args:
         pairs: manifest rows.
-        root: cache folder (created).
+        root: cache folder (created; checked for writing before any work, a one-line
+            :class:`CemsynthError` if it cannot be used).
         config: preprocessing settings; an existing cache with another hash is refused.
-        report: collects one-line failures (with ``strict`` it raises at the first).
-        workers: processes; 1 runs in this process, 0 means one per CPU core.
+        report: collects one-line failures (with ``strict`` it raises at the first) and
+            warnings; every failure is also written to ``root/failures.csv``.
+        workers: processes; 1 runs in this process, 0 means one per CPU this process may use
+            (:func:`cemsynth.batch.available_cpus`).
         manifest_path: recorded in the index.
         progress_console: draw a rich progress bar there (None: no bar).
         raise_unexpected: let an unexpected exception (a bug) propagate with its
@@ -479,13 +514,13 @@ def build_cache(
 
     start = time.perf_counter()
     root = Path(root)
+    ensure_writable_dir(root, "cache folder")
     _check_existing_index(root, config)
-    root.mkdir(parents=True, exist_ok=True)
     save_preprocess_config(config, root / CONFIG_NAME)
-    n_workers = (os.cpu_count() or 1) if workers == 0 else max(1, workers)
+    n_workers = available_cpus() if workers == 0 else max(1, workers)
     outcomes: dict[int, _Outcome] = {}
     keys = [entry_key(pair) for pair in pairs]
-    duplicates = {key for key in keys if keys.count(key) > 1}
+    duplicates = {key for key, count in Counter(keys).items() if count > 1}
 
     def handle(outcome: _Outcome) -> None:
         outcomes[outcome.index] = outcome
@@ -497,13 +532,7 @@ def build_cache(
     def unexpected(index: int, exc: BaseException) -> _Outcome:
         if raise_unexpected:
             raise exc
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        return _Outcome(
-            index,
-            path=str(pairs[index].le_path),
-            problem=f"internal error ({type(exc).__name__}: {text}); rerun with --debug "
-            "for the traceback and please report it",
-        )
+        return _Outcome(index, path=str(pairs[index].le_path), problem=internal_error(exc))
 
     todo: list[int] = []
     for index, pair in enumerate(pairs):
@@ -553,6 +582,8 @@ def build_cache(
         if entry is not None:
             finished.append(entry)
     _write_index(root, config, finished, report, manifest_path)
+    report.write_failures(root / FAILURES_NAME)
+    _warn_small_entries(finished, root, report)
     n_reused = sum(1 for o in outcomes.values() if o.reused)
     return BuildResult(
         root=root,
@@ -560,6 +591,22 @@ def build_cache(
         n_reused=n_reused,
         report=report,
         seconds=time.perf_counter() - start,
+    )
+
+
+def _warn_small_entries(entries: Sequence[CacheEntry], root: Path, report: BatchReport) -> None:
+    """One warning line if some cached images are smaller than a training patch."""
+    from cemsynth.data.patches import PATCH_SIZE
+
+    small = [entry for entry in entries if min(entry.shape) < PATCH_SIZE]
+    if not small:
+        return
+    smallest = min(small, key=lambda entry: entry.shape[0] * entry.shape[1])
+    report.warn(
+        f"{len(small)} of {len(entries)} cached images are smaller than a {PATCH_SIZE} x "
+        f"{PATCH_SIZE} training patch (smallest {smallest.shape[0]} x {smallest.shape[1]}: "
+        f"{root / ENTRIES_DIR / smallest.key}); patches will be mostly padding: lower "
+        "downsample_factor (1 for images already at training resolution) or target_spacing_mm"
     )
 
 

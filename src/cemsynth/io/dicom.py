@@ -11,19 +11,24 @@ What is read, in order (see ``docs/data-pipeline.md``):
   which mirrors the signed range). The photometric interpretation that was read is kept in
   ``meta.extra["PhotometricInterpretation"]``.
 - **Rescale**: ``value = RescaleSlope * v' + RescaleIntercept`` (1 and 0 when absent), in float32.
-- **Pixel spacing** (row, col) in mm: PixelSpacing, else ImagerPixelSpacing, else the caller's
-  value, else 0.1 mm (``spacing_source="fallback-0.1mm"``). ImagerPixelSpacing is used as written
-  (the detector pitch, as :class:`ImageMeta` defines spacing "at the detector"); it is *not* divided
-  by EstimatedRadiographicMagnificationFactor, whose value is kept in ``meta.extra`` for callers
-  that want the breast-plane spacing.
+- **Pixel spacing** (row, col) in mm, as the file reports it: PixelSpacing, else
+  ImagerPixelSpacing, else the caller's value, else 0.1 mm (``spacing_source`` names which).
+  PixelSpacing is the vendor's calibrated spacing: usually the detector pitch, but for a
+  magnification-corrected image it is at the breast plane (``PixelSpacingCalibrationType``,
+  kept in ``meta.extra``, says so). ImagerPixelSpacing is the detector pitch, used as written: it
+  is *not* divided by EstimatedRadiographicMagnificationFactor (also kept in ``meta.extra``).
+- **Errors**: pydicom parses elements lazily, so a corrupt element can raise when a tag is first
+  read; every step after opening the file turns such surprises into :class:`InputFileError`
+  ("corrupt DICOM header: ...").
 - **Laterality** from ImageLaterality, else Laterality ("L"/"R"; other values give None).
 - **View** from ViewPosition, else the first ViewCodeSequence item (code value or meaning).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import FloatArray, Image, ImageMeta
+from cemsynth.io.messages import one_line
 from cemsynth.io.spacing import spacing_without_tags
 
 ACCEPTED_MODALITIES = ("MG", "DX")
@@ -80,31 +86,40 @@ _VIEW_BY_MEANING = {
 }
 
 
-def read_dicom(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Image:
+def read_dicom(
+    path: Path, pixel_spacing_mm: tuple[float, float] | None = None, mask: bool = False
+) -> Image:
     """Read a DICOM mammogram as a float32 ``(rows, cols)`` image in stored units.
 
     Stored units: the rescaled stored values (``RescaleSlope * v + RescaleIntercept``), after the
     MONOCHROME1 inversion, so that brighter always means more attenuation. ``pixel_spacing_mm``
     is used only when the file has no spacing tag. Raises :class:`InputFileError` for a file
-    that is not a usable 2-D mammogram (see the module docstring).
+    that is not a usable 2-D mammogram (see the module docstring). ``mask=True`` reads a truth
+    mask: any modality, and an all-zero image is valid.
     """
     path = Path(path)
     ds = _dcmread(path, stop_before_pixels=False)
-    meta = _meta_from_dataset(ds, path, pixel_spacing_mm)
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        sop = _sop_class_name(ds)
-        raise InputFileError(path, f"no pixel data: a non-image DICOM ({sop})")
-    _check_decodable(ds, path)
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # decoder errors come in many types; all mean "cannot decode"
-        raise InputFileError(path, f"pixel data cannot be decoded: {_one_line(exc)}") from exc
-    stored = np.asarray(stored)
-    if stored.ndim != 2:
-        raise InputFileError(path, f"not a 2-D image: pixel array has shape {stored.shape}")
-    array = _to_monochrome2(stored, ds)
-    array = _rescale(array, ds)
-    _check_not_blank(array, path)
+    with _corrupt_header_is_input_error(path):
+        meta = _meta_from_dataset(ds, path, pixel_spacing_mm, check_modality=not mask)
+        if (
+            "PixelData" not in ds
+            and "FloatPixelData" not in ds
+            and "DoubleFloatPixelData" not in ds
+        ):
+            sop = _sop_class_name(ds)
+            raise InputFileError(path, f"no pixel data: a non-image DICOM ({sop})")
+        _check_decodable(ds, path)
+        try:
+            stored = ds.pixel_array
+        except Exception as exc:  # decoder errors come in many types; all mean "cannot decode"
+            raise InputFileError(path, f"pixel data cannot be decoded: {one_line(exc)}") from exc
+        stored = np.asarray(stored)
+        if stored.ndim != 2:
+            raise InputFileError(path, f"not a 2-D image: pixel array has shape {stored.shape}")
+        array = _to_monochrome2(stored, ds)
+        array = _rescale(array, ds)
+    if not mask:
+        _check_not_blank(array, path)
     return Image(array=array, meta=meta, units="stored")
 
 
@@ -117,11 +132,25 @@ def read_dicom_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = N
     """
     path = Path(path)
     ds = _dcmread(path, stop_before_pixels=True)
-    meta = _meta_from_dataset(ds, path, pixel_spacing_mm)
-    if "Rows" not in ds or "Columns" not in ds:
-        raise InputFileError(path, f"no image in this DICOM ({_sop_class_name(ds)})")
-    _check_decodable(ds, path)
+    with _corrupt_header_is_input_error(path):
+        meta = _meta_from_dataset(ds, path, pixel_spacing_mm)
+        if "Rows" not in ds or "Columns" not in ds:
+            raise InputFileError(path, f"no image in this DICOM ({_sop_class_name(ds)})")
+        _check_decodable(ds, path)
     return meta
+
+
+@contextlib.contextmanager
+def _corrupt_header_is_input_error(path: Path) -> Iterator[None]:
+    """pydicom converts element values lazily, on first access: a malformed element (wrong
+    length for its VR, bad encoding, ...) raises there, in assorted exception types. Inside
+    this block any such error becomes one :class:`InputFileError` line naming the file."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except Exception as exc:
+        raise InputFileError(path, f"corrupt DICOM header: {one_line(exc)}") from exc
 
 
 def _dcmread(path: Path, stop_before_pixels: bool) -> Any:
@@ -137,16 +166,21 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Any:
     except InvalidDicomError as exc:
         raise InputFileError(path, "not a DICOM file (no 'DICM' marker at byte 128)") from exc
     except OSError as exc:
-        raise InputFileError(path, f"cannot read: {exc.strerror or _one_line(exc)}") from exc
+        raise InputFileError(path, f"cannot read: {exc.strerror or one_line(exc)}") from exc
     except Exception as exc:  # truncated or corrupt files raise assorted parser errors
-        raise InputFileError(path, f"corrupt DICOM file: {_one_line(exc)}") from exc
+        raise InputFileError(path, f"corrupt DICOM file: {one_line(exc)}") from exc
 
 
-def _meta_from_dataset(ds: Any, path: Path, user_spacing: tuple[float, float] | None) -> ImageMeta:
+def _meta_from_dataset(
+    ds: Any,
+    path: Path,
+    user_spacing: tuple[float, float] | None,
+    check_modality: bool = True,
+) -> ImageMeta:
     modality = _text(ds, "Modality")
-    if modality is None:
+    if modality is None and check_modality:
         raise InputFileError(path, "no Modality tag; expected a mammogram (MG or DX)")
-    if modality.upper() not in ACCEPTED_MODALITIES:
+    if check_modality and modality is not None and modality.upper() not in ACCEPTED_MODALITIES:
         raise InputFileError(
             path,
             f"modality {modality} is not a mammogram (expected MG or DX; {_sop_class_name(ds)})",
@@ -191,7 +225,7 @@ def _meta_from_dataset(ds: Any, path: Path, user_spacing: tuple[float, float] | 
         study_uid=_text(ds, "StudyInstanceUID"),
         series_uid=_text(ds, "SeriesInstanceUID"),
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        modality=modality.upper(),
+        modality=None if modality is None else modality.upper(),
         bits_stored=_int_or_none(ds.get("BitsStored")),
         extra=extra,
     )
@@ -349,8 +383,3 @@ def _float_or_none(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

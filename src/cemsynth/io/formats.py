@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from cemsynth.errors import InputFileError
+
 ImageFormat = Literal["dicom", "png", "tiff", "jpeg"]
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic", ".ima"})
@@ -32,6 +34,26 @@ def sniff_format(path: Path) -> ImageFormat | None:
     if by_magic is not None:
         return by_magic
     return format_from_suffix(path)
+
+
+def detect_format(path: Path) -> ImageFormat:
+    """The format of ``path`` (as :func:`sniff_format`); raises :class:`InputFileError` (one
+    line) for a missing file, a folder, an unreadable file or a file that is no image we read.
+
+    The one check every reader uses, so that all formats report these problems the same way.
+    """
+    path = Path(path)
+    try:
+        image_format = sniff_format(path)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder, not a file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if image_format is None:
+        raise InputFileError(path, "not an image file we read (expected DICOM, PNG, TIFF or JPEG)")
+    return image_format
 
 
 def format_from_magic(head: bytes) -> ImageFormat | None:

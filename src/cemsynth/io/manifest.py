@@ -29,6 +29,7 @@ from pathlib import Path
 
 from cemsynth.errors import InputFileError
 from cemsynth.io.atomic import write_text_atomic
+from cemsynth.phantom.config import BPE_GRADES
 
 REQUIRED_COLUMNS = ("patient_id", "study_uid", "laterality", "view", "le_path", "rc_path")
 MASK_COLUMNS = ("breast_mask_path", "fgt_mask_path", "adipose_mask_path", "lesion_mask_path")
@@ -58,7 +59,6 @@ PHANTOM_COLUMNS = (
     "halo",
 )
 LATERALITIES = ("L", "R")
-BPE_GRADES = ("a", "b", "c", "d")
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 

@@ -20,17 +20,21 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import FloatArray, Image, ImageMeta
-from cemsynth.io.formats import ImageFormat, sniff_format
+from cemsynth.io.formats import ImageFormat, detect_format
+from cemsynth.io.messages import one_line
 from cemsynth.io.spacing import spacing_without_tags
 
 RASTER_FORMATS: tuple[ImageFormat, ...] = ("png", "tiff", "jpeg")
 
 
-def read_raster(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Image:
+def read_raster(
+    path: Path, pixel_spacing_mm: tuple[float, float] | None = None, allow_blank: bool = False
+) -> Image:
     """Read an 8/16-bit (or float TIFF) grayscale image as float32 ``(rows, cols)``.
 
     Raises :class:`InputFileError` for an unreadable or corrupt file, a true-colour image, a
-    multi-page stack (not 2-D) or a blank (constant) image.
+    multi-page stack (not 2-D) or a blank (constant) image; ``allow_blank`` accepts the last
+    (for truth masks, where all zero means "none").
     """
     path = Path(path)
     image_format = _format(path)
@@ -40,7 +44,7 @@ def read_raster(path: Path, pixel_spacing_mm: tuple[float, float] | None = None)
         pixels, bits = _read_pillow_pixels(path)
     gray = _to_gray(pixels, path)
     low, high = float(gray.min()), float(gray.max())
-    if low == high:
+    if low == high and not allow_blank:
         raise InputFileError(path, f"blank image: every pixel is {low:g}")
     meta = _meta(path, image_format, bits, pixel_spacing_mm)
     return Image(array=gray, meta=meta, units="stored")
@@ -59,17 +63,9 @@ def read_raster_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = 
 
 
 def _format(path: Path) -> ImageFormat:
-    try:
-        image_format = sniff_format(path)
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a folder, not a file") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    image_format = detect_format(path)
     if image_format not in RASTER_FORMATS:
         raise InputFileError(path, "not a PNG, TIFF or JPEG image")
-    assert image_format is not None
     return image_format
 
 
@@ -105,7 +101,7 @@ def _read_pillow_pixels(path: Path) -> tuple[np.ndarray, int | None]:
     except InputFileError:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError for bad files
-        raise InputFileError(path, f"corrupt or unreadable image: {_one_line(exc)}") from exc
+        raise InputFileError(path, f"corrupt or unreadable image: {one_line(exc)}") from exc
     return pixels, bits
 
 
@@ -118,7 +114,7 @@ def _pillow_header(path: Path) -> int | None:
             width, height = handle.size
             frames = int(getattr(handle, "n_frames", 1))
     except Exception as exc:  # see _read_pillow_pixels
-        raise InputFileError(path, f"corrupt or unreadable image: {_one_line(exc)}") from exc
+        raise InputFileError(path, f"corrupt or unreadable image: {one_line(exc)}") from exc
     if frames > 1:
         raise InputFileError(path, f"not a 2-D image: {frames} frames")
     if width == 0 or height == 0:
@@ -150,7 +146,7 @@ def _read_tiff_pixels(path: Path) -> tuple[np.ndarray, int | None]:
             axes, shape = str(series.axes), tuple(series.shape)
             pixels = np.asarray(series.asarray())
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct errors
-        raise InputFileError(path, f"corrupt or unreadable TIFF: {_one_line(exc)}") from exc
+        raise InputFileError(path, f"corrupt or unreadable TIFF: {one_line(exc)}") from exc
     _check_tiff_axes(axes, shape, path)
     if photometric == 0 and np.issubdtype(pixels.dtype, np.integer):  # MINISWHITE
         pixels = np.iinfo(pixels.dtype).max - pixels
@@ -168,7 +164,7 @@ def _tiff_header(path: Path) -> int | None:
             axes, shape = str(series.axes), tuple(series.shape)
             bits = int(getattr(tif.pages[0], "bitspersample", 0)) or None
     except Exception as exc:  # see _read_tiff_pixels
-        raise InputFileError(path, f"corrupt or unreadable TIFF: {_one_line(exc)}") from exc
+        raise InputFileError(path, f"corrupt or unreadable TIFF: {one_line(exc)}") from exc
     _check_tiff_axes(axes, shape, path)
     return bits
 
@@ -207,8 +203,3 @@ def _to_gray(pixels: Any, path: Path) -> FloatArray:
             return pixels[..., 0].astype(np.float32)
         raise InputFileError(path, "true colour image (channels differ); expected grayscale")
     raise InputFileError(path, f"not a 2-D image: shape {pixels.shape}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cemsynth.errors import InputFileError
 from cemsynth.imaging import Image, ImageMeta
-from cemsynth.io.formats import ImageFormat, sniff_format
+from cemsynth.io.formats import ImageFormat
+from cemsynth.io.formats import detect_format as _detect
 
 
-def read_image(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> Image:
+def read_image(
+    path: Path, pixel_spacing_mm: tuple[float, float] | None = None, *, mask: bool = False
+) -> Image:
     """Read a mammogram as a float32 ``(rows, cols)`` :class:`Image` with ``units="stored"``.
 
     DICOM (MG/DX): rescaled stored values, MONOCHROME1 inverted; spacing from PixelSpacing,
@@ -22,16 +24,20 @@ def read_image(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) 
     pixel values; spacing ``pixel_spacing_mm``, else 0.1 mm. ``meta.spacing_source`` records
     where the spacing came from. Raises :class:`InputFileError` (one line: file and problem)
     for any file that is not a usable 2-D grayscale mammogram.
+
+    ``mask=True`` reads a truth mask instead: an all-zero (blank) image is valid (e.g. "no
+    lesion") and a DICOM of any modality is accepted (masks are often secondary captures);
+    every other check and conversion is the same.
     """
     path = Path(path)
     image_format = _detect(path)
     if image_format == "dicom":
         from cemsynth.io.dicom import read_dicom
 
-        return read_dicom(path, pixel_spacing_mm)
+        return read_dicom(path, pixel_spacing_mm, mask=mask)
     from cemsynth.io.raster import read_raster
 
-    return read_raster(path, pixel_spacing_mm)
+    return read_raster(path, pixel_spacing_mm, allow_blank=mask)
 
 
 def read_image_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> ImageMeta:
@@ -54,17 +60,3 @@ def read_image_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = N
 def detect_format(path: Path) -> ImageFormat:
     """The image format of ``path``; raises :class:`InputFileError` if it is not one we read."""
     return _detect(Path(path))
-
-
-def _detect(path: Path) -> ImageFormat:
-    try:
-        image_format = sniff_format(path)
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a folder, not a file") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    if image_format is None:
-        raise InputFileError(path, "not an image file we read (expected DICOM, PNG, TIFF or JPEG)")
-    return image_format

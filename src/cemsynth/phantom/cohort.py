@@ -19,7 +19,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from cemsynth.batch import available_cpus
 from cemsynth.errors import CemsynthError
 from cemsynth.io.atomic import write_atomic, write_text_atomic
+from cemsynth.io.paths import ensure_writable_dir
 from cemsynth.phantom.acquisition import acquire
 from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
 from cemsynth.phantom.config import (
@@ -103,13 +104,6 @@ def detector_geometry(size: str, pixel_mm: float, config: PhantomConfig) -> Dete
     cols = round(FIELD_OF_VIEW_MM[1] / pixel)
     factor = max(1, round(config.texture_grid_mm / pixel))
     return DetectorGeometry(rows=rows, cols=cols, pixel_mm=pixel, anatomy_factor=factor)
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and container limits)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -271,16 +265,6 @@ def simulate_patient(
     return rows
 
 
-def _check_output_folder(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".cemsynth-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise CemsynthError(f"cannot write to output folder {out}: {exc.strerror or exc}") from exc
-
-
 def _manifest_text(rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
@@ -337,7 +321,7 @@ def write_cohort(
         raise CemsynthError(f"--seed must be 0 or more, got {seed}")
     geometry = detector_geometry(size, pixel_mm, config)
     out = Path(out)
-    _check_output_folder(out)
+    ensure_writable_dir(out, "output folder")
     manifest_path = out / MANIFEST_NAME
     manifest_path.unlink(missing_ok=True)  # no stale manifest may describe a partial run
     workers = min(workers or available_cpus(), n_patients)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 import yaml
 
 from cemsynth.errors import ConfigError
+from cemsynth.io.messages import one_line
 
 CONFIG_VERSION = 1
 """Bump when the meaning of a field changes; ``from_dict`` refuses newer versions."""
@@ -75,14 +78,15 @@ class PreprocessConfig:
     min_breast_fraction: float = 0.01
 
     def __post_init__(self) -> None:
-        # YAML gives lists; keep the tuples (and floats) that the type says.
+        # Every field is type-checked: values come from YAML, where `abc`, `"yes"` or a list
+        # parse fine but must not reach the pipeline. YAML lists become the typed tuples.
+        if not isinstance(self.preset, str):
+            raise ConfigError(f"preset must be a name, got {self.preset!r}")
         for name in ("le_window", "rc_window"):
             value = getattr(self, name)
-            try:
-                low, high = (float(v) for v in value)
-            except (TypeError, ValueError):
-                message = f"{name} must be two numbers [low, high], got {value!r}"
-                raise ConfigError(message) from None
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                raise ConfigError(f"{name} must be two numbers [low, high], got {value!r}")
+            low, high = (_number(name, v, "two numbers [low, high]") for v in value)
             if not low < high:
                 raise ConfigError(f"{name} must have low < high, got [{low}, {high}]")
             object.__setattr__(self, name, (low, high))
@@ -95,24 +99,35 @@ class PreprocessConfig:
         for name in ("downsample_factor", "target_spacing_mm"):
             value = getattr(self, name)
             if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                number = _number(name, value, "a positive number")
+                if number <= 0:
                     raise ConfigError(f"{name} must be a positive number, got {value!r}")
-                object.__setattr__(self, name, float(value))
-        if self.breast_polarity not in BREAST_POLARITIES:
+                object.__setattr__(self, name, number)
+        object.__setattr__(
+            self, "background_value", _number("background_value", self.background_value)
+        )
+        for name in ("anti_alias", "otsu_log", "fill_holes"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false, got {value!r}")
+        if not isinstance(self.breast_polarity, str) or (
+            self.breast_polarity not in BREAST_POLARITIES
+        ):
             raise ConfigError(
                 f"breast_polarity must be one of {', '.join(BREAST_POLARITIES)}, "
                 f"got {self.breast_polarity!r}"
             )
         for name in ("otsu_nbins", "otsu_subsample"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= float(self.min_breast_fraction) < 1.0:
+            object.__setattr__(self, name, int(value))
+        fraction = _number("min_breast_fraction", self.min_breast_fraction, "a number in [0, 1)")
+        if not 0.0 <= fraction < 1.0:
             raise ConfigError(
                 f"min_breast_fraction must be in [0, 1), got {self.min_breast_fraction!r}"
             )
-        object.__setattr__(self, "background_value", float(self.background_value))
-        object.__setattr__(self, "min_breast_fraction", float(self.min_breast_fraction))
+        object.__setattr__(self, "min_breast_fraction", fraction)
 
     # --- serialisation -----------------------------------------------------------------
 
@@ -158,6 +173,16 @@ class PreprocessConfig:
         )
 
 
+def _number(name: str, value: object, expected: str = "a number") -> float:
+    """``value`` as a finite float; ConfigError naming the key otherwise (bools are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+    return number
+
+
 def _field_names() -> list[str]:
     return [f.name for f in fields(PreprocessConfig)]
 
@@ -177,9 +202,15 @@ PRESETS: dict[str, PreprocessConfig] = {
     # The paper's 14-bit data.
     "paper": PreprocessConfig(preset="paper"),
     # 8-bit exports (e.g. CDD-CESM PNGs): the whole 0-255 range is the window; log-domain Otsu
-    # because their background is black and fat nearly so.
+    # because their background is black and fat nearly so. No resampling: such exports are
+    # already reduced (the CDD-CESM subset is 256 x 512), and the paper's factor of four would
+    # cache them at about 128 x 61, smaller than one 128 x 128 training patch.
     "8bit": PreprocessConfig(
-        preset="8bit", le_window=(0.0, 255.0), rc_window=(0.0, 255.0), otsu_log=True
+        preset="8bit",
+        downsample_factor=1.0,
+        le_window=(0.0, 255.0),
+        rc_window=(0.0, 255.0),
+        otsu_log=True,
     ),
     # The built-in phantom writes 14-bit values calibrated to the paper's windows. A 0.4 mm
     # target is the paper's factor of four for the full-size (0.1 mm) phantom and leaves the
@@ -221,6 +252,8 @@ def config_from_overrides(
         overrides["target_spacing_mm"] = None
     try:
         return replace(base, **overrides)
+    except ConfigError as exc:  # name the file (or source) the bad value came from
+        raise ConfigError(f"{source}: {exc}") from None
     except TypeError as exc:  # a wrong-typed value that dataclasses itself rejects
         raise ConfigError(f"{source}: {exc}") from None
 
@@ -240,7 +273,7 @@ def load_preprocess_config(path: Path | None, preset: str | None = None) -> Prep
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

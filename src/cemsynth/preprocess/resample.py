@@ -186,24 +186,6 @@ def resample_nearest(mask: BoolArray, out_shape: tuple[int, int]) -> BoolArray:
     return np.ascontiguousarray(mask[np.ix_(rows, cols)], dtype=np.bool_)
 
 
-def resample_image(
-    array: FloatArray,
-    spacing_mm: tuple[float, float],
-    downsample_factor: float | None,
-    target_spacing_mm: float | None,
-    anti_alias: bool = False,
-) -> tuple[FloatArray, ResampleRecord]:
-    """Resample a float32 image to the cached grid; returns it and the record for the inverse.
-
-    Exactly one of ``downsample_factor`` / ``target_spacing_mm`` is given (see
-    :func:`plan_resample`). The inverse is
-    ``resample_bilinear(result, record.in_shape)``.
-    """
-    shape = (int(array.shape[0]), int(array.shape[1]))
-    record = plan_resample(shape, spacing_mm, downsample_factor, target_spacing_mm)
-    return resample_bilinear(array, record.out_shape, anti_alias=anti_alias), record
-
-
 def resample_inverse(array: FloatArray, record: ResampleRecord) -> FloatArray:
     """Map a cached-grid float32 image (``record.out_shape``) back to ``record.in_shape``."""
     if array.shape != record.out_shape:

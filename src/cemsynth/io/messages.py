@@ -1,0 +1,26 @@
+"""One-line problem texts: what the CLI prints for a bad file, a failed pair or a bug.
+
+Exceptions from libraries (pydicom, Pillow, tifffile, YAML, the OS) often carry newlines or
+nothing at all; :func:`one_line` turns any of them into a single line that can follow
+``PATH: ``. Every module of the data pipeline uses these helpers instead of its own copy.
+"""
+
+from __future__ import annotations
+
+
+def squash(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) replaced by one space."""
+    return " ".join(text.split())
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line; its type name when the message is empty."""
+    return squash(str(exc)) or type(exc).__name__
+
+
+def internal_error(exc: BaseException) -> str:
+    """The problem text for an unexpected exception (a bug) met while handling one file."""
+    return (
+        f"internal error ({type(exc).__name__}: {one_line(exc)}); rerun with --debug for the "
+        "traceback and please report it"
+    )

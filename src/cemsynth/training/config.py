@@ -1,0 +1,354 @@
+"""Training configuration: the one home of every training default, and the presets.
+
+:class:`TrainConfig` holds the architecture (a nested :class:`~cemsynth.models.ModelConfig`),
+data, optimiser, loss weights, validation, logging and runtime settings. A YAML file
+(``cemsynth train --config train.yaml``) holds any subset of the fields plus an optional
+``preset`` name; the preset gives the starting values, the file's keys override them, and a
+nested ``model:`` mapping overrides single architecture fields::
+
+    preset: small
+    batch_size: 8
+    max_steps: 2000
+    model:
+      gen_residual_blocks: 6
+
+The paper's values (Methods, "Cycle-GAN"): Adam with learning rate 2e-4 for generators and
+discriminators, batch 20, about 6000 iterations, 128 x 128 patches. The paper does not give
+Adam's betas; 0.5 / 0.999 are the CycleGAN and DCGAN values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cemsynth.errors import ConfigError
+from cemsynth.losses import LossWeights
+from cemsynth.models.config import MODEL_PRESETS, ModelConfig
+
+TRAIN_CONFIG_VERSION = 1
+"""Bump when the meaning of a field changes; ``from_dict`` refuses newer versions."""
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+PADDINGS = ("reflect", "constant", "shift")
+
+RUNTIME_FIELDS = frozenset(
+    {
+        "max_steps",
+        "device",
+        "precision",
+        "channels_last",
+        "compile",
+        "deterministic",
+        "tensorboard",
+        "log_every",
+        "val_every",
+        "checkpoint_every",
+    }
+)
+"""Fields that ``--resume`` may change; the others must match the run being resumed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``cemsynth train`` needs besides the cache and the output folder.
+
+    Attributes:
+        preset: Name of the preset these values started from (a label).
+        model: The architecture.
+        seed: Seeds weight initialisation, patch sampling (one stream per DDP rank) and the
+            fixed validation patches.
+        batch_size: Patches per step over all DDP ranks together (each rank takes
+            ``batch_size / world_size``; must divide). The paper: 20.
+        patch_size: Side of the square training patches in cached-grid pixels (the paper: 128).
+        padding: How patches reaching outside the image are filled: "reflect", "constant"
+            (-1, air) or "shift" (see :mod:`cemsynth.data.patches`).
+        flip_lr, flip_ud: Random left-right / up-down flips (the same for LE and RC).
+        max_steps: Total training steps (one step updates generators and discriminators);
+            with ``--resume`` the run continues up to this step. The paper: about 6000.
+        lr_generator, lr_discriminator: Adam learning rates (the paper: 2e-4 for both),
+            constant over the run.
+        adam_beta1, adam_beta2: Adam's moment decay rates.
+        loss_adversarial: Weight of the least-squares adversarial term (per direction).
+        loss_cycle: Weight of the cycle term (LE -> RC -> LE and RC -> LE -> RC).
+        loss_identity: Weight of the identity term (g_le_to_rc(RC) ~ RC and the reverse);
+            the paper's "lambda loss term of ten in the overall identity loss".
+        loss_paired: Weight of the supervised term: g_le_to_rc(LE) ~ RC and g_rc_to_le(RC) ~ LE
+            with the same MAE/SSIM mix as the cycle term (the paper trains on pairs).
+        loss_mae, loss_ssim: The mix inside the cycle and paired terms:
+            ``loss_mae * MAE + loss_ssim * (1 - SSIM)`` (the paper: equal weights).
+        val_every: Validate (and maybe write ``best.pt``) every this many steps and at the end.
+        val_patches: Fixed validation patches drawn once from the val split's images.
+        log_every: Steps per row of the training log (losses averaged over the row's steps).
+        checkpoint_every: Write ``last.pt`` every this many steps (and at the end).
+        device: "auto" (CUDA if available), "cpu" or "cuda".
+        precision: "fp32", "bf16" (autocast to bfloat16) or "auto" (bf16 on CUDA, fp32 on CPU).
+        channels_last: Networks and batches in channels-last memory format.
+        compile: Compile the networks with ``torch.compile``.
+        deterministic: Ask torch for deterministic kernels (and turn off cuDNN autotuning).
+            CPU runs are bitwise reproducible without it.
+        tensorboard: Also write TensorBoard event files (when ``tensorboard`` is installed).
+    """
+
+    preset: str = "paper"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seed: int = 0
+    # data
+    batch_size: int = 20
+    patch_size: int = 128
+    padding: str = "reflect"
+    flip_lr: bool = True
+    flip_ud: bool = True
+    # optimisation
+    max_steps: int = 6000
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+    # generator objective
+    loss_adversarial: float = 1.0
+    loss_cycle: float = 10.0
+    loss_identity: float = 10.0
+    loss_paired: float = 10.0
+    loss_mae: float = 0.5
+    loss_ssim: float = 0.5
+    # validation, logs, checkpoints
+    val_every: int = 250
+    val_patches: int = 64
+    log_every: int = 10
+    checkpoint_every: int = 250
+    # runtime
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # from YAML
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError(
+                f"model must be a mapping of architecture settings, got {self.model!r}"
+            )
+        for name in (
+            "batch_size",
+            "patch_size",
+            "max_steps",
+            "val_every",
+            "val_patches",
+            "log_every",
+            "checkpoint_every",
+        ):
+            _check_int(name, getattr(self, name), minimum=0 if name == "val_patches" else 1)
+        _check_int("seed", self.seed, minimum=0)
+        if self.patch_size < 16:
+            raise ConfigError(
+                f"patch_size must be at least 16 (the discriminator halves it 3 times), "
+                f"got {self.patch_size}"
+            )
+        for name in (
+            "lr_generator",
+            "lr_discriminator",
+            "loss_adversarial",
+            "loss_cycle",
+            "loss_identity",
+            "loss_paired",
+            "loss_mae",
+            "loss_ssim",
+        ):
+            object.__setattr__(self, name, _check_float(name, getattr(self, name), minimum=0.0))
+        for name in ("adam_beta1", "adam_beta2"):
+            value = _check_float(name, getattr(self, name), minimum=0.0)
+            if value >= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+            object.__setattr__(self, name, value)
+        for name, choices in (
+            ("padding", PADDINGS),
+            ("device", DEVICES),
+            ("precision", PRECISIONS),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        for name in (
+            "flip_lr",
+            "flip_ud",
+            "channels_last",
+            "compile",
+            "deterministic",
+            "tensorboard",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(
+            adversarial=self.loss_adversarial,
+            cycle=self.loss_cycle,
+            identity=self.loss_identity,
+            paired=self.loss_paired,
+            mae=self.loss_mae,
+            ssim=self.loss_ssim,
+        )
+
+    # --- serialisation ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-safe dict with a ``version`` key (stored in every checkpoint)."""
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        return {"version": TRAIN_CONFIG_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys or a newer version raise ConfigError."""
+        data = dict(data)
+        version = data.pop("version", TRAIN_CONFIG_VERSION)
+        if not isinstance(version, int) or version > TRAIN_CONFIG_VERSION:
+            raise ConfigError(
+                f"{source}: training config version {version!r} is newer than this cemsynth "
+                f"supports ({TRAIN_CONFIG_VERSION}); upgrade cemsynth"
+            )
+        _check_keys(data, source)
+        if isinstance(data.get("model"), dict):
+            data["model"] = ModelConfig.from_dict(data["model"], source=f"{source}: model")
+        return cls(**data)
+
+    def differences(self, other: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
+        """``"name: mine vs other"`` per differing field (model fields as ``model.name``)."""
+        out: list[str] = []
+        for item in fields(self):
+            if item.name in ignore or item.name == "preset":
+                continue
+            if item.name == "model":
+                out += [f"model.{d}" for d in self.model.differences(other.model)]
+            elif getattr(self, item.name) != getattr(other, item.name):
+                out.append(
+                    f"{item.name} {getattr(self, item.name)!r} vs {getattr(other, item.name)!r}"
+                )
+        return out
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: object, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < minimum:
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {value!r}")
+    return number
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def _check_keys(data: dict[str, Any], source: str) -> None:
+    valid = _field_names()
+    for key in data:
+        if key not in valid:
+            raise ConfigError(
+                f"{source}: unknown key {key!r}; valid keys: {', '.join(['version', *valid])}"
+            )
+
+
+# --- presets ---------------------------------------------------------------------------
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # The paper: its networks, batch 20, 6000 iterations, Adam 2e-4.
+    "paper": TrainConfig(),
+    # Minutes on a 2-core CPU with phantom data: narrow, shallow networks and small batches.
+    # Enough to see the losses fall and to exercise every stage; not for results.
+    "small": TrainConfig(
+        preset="small",
+        model=MODEL_PRESETS["small"],
+        batch_size=4,
+        max_steps=300,
+        val_every=50,
+        val_patches=16,
+        checkpoint_every=50,
+    ),
+}
+
+
+def get_train_preset(name: str) -> TrainConfig:
+    """The preset called ``name``; an unknown name raises ConfigError listing the valid ones."""
+    try:
+        return TRAIN_PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown training preset {name!r}; valid presets: {', '.join(sorted(TRAIN_PRESETS))}"
+        ) from None
+
+
+def config_from_overrides(
+    overrides: dict[str, Any], preset: str | None = None, source: str = "training config"
+) -> TrainConfig:
+    """Start from a preset and apply ``overrides`` (field -> value; ``model`` may be partial).
+
+    The preset is ``preset`` if given, else ``overrides["preset"]``, else "paper".
+    """
+    overrides = dict(overrides)
+    version = overrides.pop("version", TRAIN_CONFIG_VERSION)
+    if not isinstance(version, int) or version > TRAIN_CONFIG_VERSION:
+        raise ConfigError(
+            f"{source}: training config version {version!r} is newer than this cemsynth "
+            f"supports ({TRAIN_CONFIG_VERSION}); upgrade cemsynth"
+        )
+    _check_keys(overrides, source)
+    file_preset = overrides.pop("preset", None)
+    name = preset if preset is not None else (file_preset or "paper")
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: preset must be a name, got {name!r}")
+    base = get_train_preset(name)
+    model_overrides = overrides.pop("model", None)
+    if model_overrides is not None:
+        if not isinstance(model_overrides, dict):
+            raise ConfigError(f"{source}: model must be a mapping, got {model_overrides!r}")
+        model_data = {**base.model.to_dict(), **model_overrides}
+        overrides["model"] = ModelConfig.from_dict(model_data, source=f"{source}: model")
+    try:
+        return replace(base, preset=name, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_train_config(path: Path | None, preset: str | None = None) -> TrainConfig:
+    """Read a YAML training config (or just the preset when ``path`` is None).
+
+    A ``preset`` argument (``--preset``) wins over the file's ``preset`` key. Raises
+    ConfigError for an unreadable file, non-mapping content or unknown keys.
+    """
+    if path is None:
+        return get_train_preset(preset or "paper")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read training config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of training settings")
+    return config_from_overrides(data, preset=preset, source=str(path))
+
+
+def save_train_config(config: TrainConfig, path: Path) -> None:
+    """Write ``config`` as YAML (atomically); :func:`load_train_config` reads it back."""
+    from cemsynth.io.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,153 @@
+"""The paper's networks: parameter counts by hand, shapes for any input size, presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cemsynth.errors import ConfigError
+from cemsynth.models import (
+    MODEL_PRESETS,
+    ModelConfig,
+    PatchDiscriminator,
+    ResnetGenerator,
+    build_cyclegan,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    get_model_preset,
+    pad_to_multiple,
+    receptive_field,
+)
+
+# Hand count of the paper generator (width w = 64, 1 channel, 9 residual blocks). A conv
+# followed by InstanceNorm has no bias; each InstanceNorm has a scale and a shift per channel.
+W = 64
+ENCODE = 7 * 7 * 1 * W + 2 * W  # 3,136 + 128
+DOWN_1 = 3 * 3 * W * 2 * W + 2 * 2 * W  # 73,728 + 256
+DOWN_2 = 3 * 3 * 2 * W * 4 * W + 2 * 4 * W  # 294,912 + 512
+RESIDUAL = 2 * (3 * 3 * 4 * W * 4 * W + 2 * 4 * W)  # 2 x (589,824 + 512) = 1,180,672
+UP_1 = 3 * 3 * 4 * W * 2 * W + 2 * 2 * W  # 294,912 + 256
+UP_2 = 3 * 3 * 2 * W * W + 2 * W  # 73,728 + 128
+DECODE = 7 * 7 * W * 1 + 1  # 3,136 + bias 1
+PAPER_GENERATOR = ENCODE + DOWN_1 + DOWN_2 + 9 * RESIDUAL + UP_1 + UP_2 + DECODE
+
+# The paper discriminator (width 64, kernel 4): three conv + InstanceNorm blocks, one conv.
+D_1 = 4 * 4 * 1 * W + 2 * W  # 1,024 + 128
+D_2 = 4 * 4 * W * 2 * W + 2 * 2 * W  # 131,072 + 256
+D_3 = 4 * 4 * 2 * W * 4 * W + 2 * 4 * W  # 524,288 + 512
+D_SCORE = 4 * 4 * 4 * W * 1 + 1  # 4,096 + bias 1
+PAPER_DISCRIMINATOR = D_1 + D_2 + D_3 + D_SCORE
+
+
+def test_paper_parameter_counts_match_the_hand_count() -> None:
+    assert PAPER_GENERATOR == 11_370_881
+    assert PAPER_DISCRIMINATOR == 661_377
+    nets = build_cyclegan(get_model_preset("paper"))
+    assert count_parameters(nets.g_le_to_rc) == PAPER_GENERATOR
+    assert count_parameters(nets.g_rc_to_le) == PAPER_GENERATOR
+    assert count_parameters(nets.d_le) == PAPER_DISCRIMINATOR
+    assert count_parameters(nets.d_rc) == PAPER_DISCRIMINATOR
+
+
+def test_width_32_of_the_authors_earlier_code_quarters_the_inner_layers() -> None:
+    # every 3x3 layer scales with w^2; the 7x7 in/out layers and norms scale with w
+    w = 32
+    count = (
+        (49 * w + 2 * w)
+        + (9 * w * 2 * w + 4 * w)
+        + (9 * 2 * w * 4 * w + 8 * w)
+        + 9 * 2 * (9 * 4 * w * 4 * w + 8 * w)
+        + (9 * 4 * w * 2 * w + 4 * w)
+        + (9 * 2 * w * w + 2 * w)
+        + (49 * w + 1)
+    )
+    assert count_parameters(build_generator(ModelConfig(gen_width=32))) == count
+
+
+def test_generator_layers_are_the_papers() -> None:
+    generator = ResnetGenerator()
+    kinds = [type(m).__name__ for m in generator.encode]
+    assert kinds == ["ReflectionPad2d", "Conv2d", "InstanceNorm2d", "ReLU"]
+    strides = [m.stride for m in generator.down if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [(2, 2), (2, 2)]
+    assert len(generator.residual) == 9
+    ups = [m for m in generator.up if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.stride for m in ups] == [(2, 2), (2, 2)]
+    assert isinstance(generator.decode[-1], torch.nn.Tanh)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (129, 127), (5, 3), (1, 1), (64, 130)])
+def test_generator_output_shape_equals_input_shape(shape: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    generator = build_generator(get_model_preset("small"))
+    x = torch.rand(2, 1, *shape) * 2 - 1
+    y = generator(x)
+    assert y.shape == x.shape
+    assert y.dtype == torch.float32
+    assert y.abs().max() < 1.0  # tanh
+
+
+def test_paper_generator_odd_size() -> None:
+    generator = build_generator(get_model_preset("paper"))
+    with torch.no_grad():
+        assert generator(torch.zeros(1, 1, 33, 47)).shape == (1, 1, 33, 47)
+
+
+def test_padding_leaves_multiples_of_four_alone_and_mirrors_otherwise() -> None:
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    assert pad_to_multiple(torch.zeros(1, 1, 128, 128)).shape == (1, 1, 128, 128)
+    padded = pad_to_multiple(torch.zeros(1, 1, 37, 53))
+    assert padded.shape == (1, 1, 40, 56)
+    # 3 x 4 -> 8 x 8: the pad (5 rows) exceeds the side, so edge pixels are repeated
+    small = pad_to_multiple(x)
+    assert small.shape == (1, 1, 8, 8)
+    assert torch.equal(small[0, 0, 7, :4], x[0, 0, 2])
+    # 9 x 9 -> 12 x 12 by reflection: row 9 mirrors row 7 (no repeated edge row)
+    y = torch.arange(81.0).reshape(1, 1, 9, 9)
+    assert torch.equal(pad_to_multiple(y)[0, 0, 9, :9], y[0, 0, 7])
+
+
+def test_discriminator_layers_and_patch_output() -> None:
+    discriminator = PatchDiscriminator()
+    kinds = [type(m).__name__ for m in discriminator.layers]
+    assert kinds == [
+        *(["Conv2d", "InstanceNorm2d", "LeakyReLU"] * 3),
+        "Conv2d",
+        "Sigmoid",
+    ]
+    small = build_discriminator(get_model_preset("small"))
+    scores = small(torch.zeros(3, 1, 128, 128))
+    assert scores.shape == (3, 1, 15, 15)
+    assert scores.min() > 0 and scores.max() < 1
+    # 4 -> 10 -> 22 -> 46 walking back through the stride-1 and three stride-2 layers
+    assert receptive_field(4) == 46
+
+
+def test_presets_and_unknown_name() -> None:
+    assert get_model_preset("paper") == ModelConfig()
+    small = get_model_preset("small")
+    assert (small.gen_width, small.gen_residual_blocks) == (16, 3)
+    with pytest.raises(ConfigError, match="valid presets: paper, small"):
+        get_model_preset("huge")
+    assert set(MODEL_PRESETS) == {"paper", "small"}
+
+
+def test_model_config_round_trip_and_unknown_keys() -> None:
+    config = ModelConfig(gen_width=32)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"unknown key 'ngf'.*valid keys: channels"):
+        ModelConfig.from_dict({"ngf": 64})
+    with pytest.raises(ConfigError, match="newer"):
+        ModelConfig.from_dict({"version": 99})
+    with pytest.raises(ConfigError, match="gen_width"):
+        ModelConfig(gen_width=0)
+
+
+def test_seeded_builds_are_identical() -> None:
+    torch.manual_seed(3)
+    a = build_cyclegan(get_model_preset("small"))
+    torch.manual_seed(3)
+    b = build_cyclegan(get_model_preset("small"))
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(p, q), name

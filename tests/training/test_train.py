@@ -1,0 +1,243 @@
+"""Training: the loss falls on a fixed pair, exact resume, checkpoint contents, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from cemsynth.errors import CemsynthError, ConfigError, InputFileError
+from cemsynth.io.cache import open_cache
+from cemsynth.models import ModelConfig, build_cyclegan
+from cemsynth.training import (
+    LOSS_NAMES,
+    StepNetworks,
+    TrainStep,
+    load_generator,
+    make_optimizers,
+    read_checkpoint,
+    run_training,
+)
+from cemsynth.training.loop import TRAIN_LOG, VAL_LOG
+
+from .conftest import TINY_MODEL, tiny_config
+
+
+def test_loss_falls_on_a_fixed_pair(tiny_cache: Path) -> None:
+    torch.manual_seed(0)
+    pair = open_cache(tiny_cache).load(open_cache(tiny_cache).entries[0].key, mmap=False)
+    # one fixed 32 x 32 LE/RC pair from the middle of the breast, twice (flipped)
+    le = torch.from_numpy(pair.le[14:46, 10:42].copy())[None, None]
+    rc = torch.from_numpy(pair.rc[14:46, 10:42].copy())[None, None]
+    le, rc = torch.cat([le, le.flip(-1)]), torch.cat([rc, rc.flip(-1)])
+    config = tiny_config(model=ModelConfig(gen_width=8, gen_residual_blocks=1, disc_width=4))
+    nets = build_cyclegan(config.model)
+    opt_g, opt_d = make_optimizers(nets, 2e-3, 2e-4, (0.5, 0.999))
+    step = TrainStep(
+        nets, StepNetworks.plain(nets), opt_g, opt_d, config.loss_weights(), None, "cpu"
+    )
+    history = [step(le, rc) for _ in range(40)]
+    assert set(history[0]) == set(LOSS_NAMES)
+    first = sum(h["g_paired"].item() for h in history[:3]) / 3
+    last = sum(h["g_paired"].item() for h in history[-3:]) / 3
+    assert last < 0.6 * first, (first, last)
+    assert history[-1]["g_total"] < history[0]["g_total"]
+
+
+def _state(path: Path) -> dict[str, object]:
+    return read_checkpoint(path)
+
+
+def _assert_same_tensors(a: object, b: object, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_same_tensors(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_resume_is_bitwise_the_uninterrupted_run(tiny_cache: Path, tmp_path: Path) -> None:
+    config = tiny_config(max_steps=6, checkpoint_every=3, val_every=3)
+    straight = run_training(tiny_cache, tmp_path / "straight", config)
+    assert straight.step == 6
+    first = run_training(tiny_cache, tmp_path / "split", replace(config, max_steps=3))
+    assert first.step == 3
+    resumed = run_training(tiny_cache, tmp_path / "split", config, resume=True)
+    assert resumed.step == 6
+
+    a, b = _state(tmp_path / "straight" / "last.pt"), _state(tmp_path / "split" / "last.pt")
+    for key in ("networks", "optimizers", "rng", "step", "replica_sha256"):
+        _assert_same_tensors(a[key], b[key], key)
+    assert resumed.last_losses == straight.last_losses
+    assert resumed.best_val_loss == straight.best_val_loss
+    # the logs hold each step once, with the same losses
+    rows = {
+        name: list(csv.DictReader((tmp_path / name / TRAIN_LOG).open()))
+        for name in ("straight", "split")
+    }
+    assert [r["step"] for r in rows["split"]] == [str(s) for s in range(1, 7)]
+    for x, y in zip(rows["straight"], rows["split"], strict=True):
+        assert [x[k] for k in LOSS_NAMES] == [y[k] for k in LOSS_NAMES]
+    val_rows = list(csv.DictReader((tmp_path / "split" / VAL_LOG).open()))
+    assert [r["step"] for r in val_rows] == ["3", "6"]
+
+
+def test_checkpoint_describes_itself_and_load_generator(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_training(tiny_cache, run, tiny_config())
+    data = read_checkpoint(run / "last.pt")
+    assert data["format"] == "cemsynth-checkpoint" and data["format_version"] == 1
+    assert data["step"] == 4 and data["world_size"] == 1
+    assert set(data["networks"]) == {"g_le_to_rc", "g_rc_to_le", "d_le", "d_rc"}
+    assert set(data["optimizers"]) == {"generators", "discriminators"}
+    assert set(data["rng"][0]) == {"python", "numpy", "torch", "torch_cuda", "sampler"}
+    assert ModelConfig.from_dict(data["model_config"]) == TINY_MODEL
+    cache = open_cache(tiny_cache)
+    assert data["preprocess_config_hash"] == cache.config_hash
+    assert {"cemsynth", "torch", "numpy", "python"} <= set(data["versions"])
+    json.dumps({k: data[k] for k in ("model_config", "train_config", "preprocess_config")})
+
+    # best.pt: networks and configs for inference, no optimiser or RNG state
+    assert result.best_checkpoint == run / "best.pt"
+    best = read_checkpoint(run / "best.pt")
+    assert "optimizers" not in best and "rng" not in best
+
+    generator, model_config, preprocess_config = load_generator(run)  # picks best.pt
+    assert model_config == TINY_MODEL
+    assert preprocess_config == cache.config
+    assert not generator.training
+    last_generator, _, _ = load_generator(run / "last.pt")
+    x = torch.rand(1, 1, 30, 22) * 2 - 1
+    with torch.no_grad():
+        y = last_generator(x)
+    reference = build_cyclegan(TINY_MODEL).g_le_to_rc
+    reference.load_state_dict(data["networks"]["g_le_to_rc"])
+    with torch.no_grad():
+        assert torch.equal(y, reference.eval()(x))
+
+    assert (run / "config.yaml").is_file()
+    if (run / "tensorboard").is_dir():  # when tensorboard is installed
+        assert any((run / "tensorboard").iterdir())
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+def test_missing_cache(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r"no such cache folder.*cemsynth preprocess"):
+        run_training(tmp_path / "nowhere", tmp_path / "run", tiny_config())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match=r"not a cemsynth cache \(no index.json\)"):
+        run_training(tmp_path / "empty", tmp_path / "run", tiny_config())
+
+
+def test_cache_without_pairs_or_split(tiny_cache: Path, tmp_path: Path) -> None:
+    index = json.loads((tiny_cache / "index.json").read_text())
+    empty = tmp_path / "cache"
+    empty.mkdir()
+    (empty / "index.json").write_text(json.dumps({**index, "entries": []}))
+    with pytest.raises(InputFileError, match="holds no preprocessed pairs"):
+        run_training(empty, tmp_path / "run", tiny_config())
+    (empty / "index.json").write_text(json.dumps(index))
+    with pytest.raises(InputFileError, match=r"no patient split.*cemsynth split"):
+        run_training(empty, tmp_path / "run", tiny_config())
+
+
+def test_resume_with_a_cache_of_another_preprocessing_config(
+    tiny_cache: Path, other_cache: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run_training(tiny_cache, run, tiny_config(max_steps=2))
+    with pytest.raises(ConfigError, match=r"preprocessed with another config.*original cache"):
+        run_training(other_cache, run, tiny_config(max_steps=4), resume=True)
+
+
+def test_resume_with_another_architecture(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_training(tiny_cache, run, tiny_config(max_steps=2))
+    wider = tiny_config(max_steps=4, model=replace(TINY_MODEL, gen_width=8))
+    with pytest.raises(ConfigError, match=r"different architecture \(gen_width 4 vs 8"):
+        run_training(tiny_cache, run, wider, resume=True)
+    with pytest.raises(ConfigError, match=r"other settings .*batch_size 2 vs 4"):
+        run_training(tiny_cache, run, tiny_config(max_steps=4, batch_size=4), resume=True)
+    with pytest.raises(ConfigError, match=r"already holds a training run.*--resume"):
+        run_training(tiny_cache, run, tiny_config(max_steps=4))
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_architecture(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run_training(tiny_cache, run, tiny_config(max_steps=2, val_patches=0))
+    data = read_checkpoint(run / "last.pt")
+    data["model_config"]["gen_residual_blocks"] = 2
+    torch.save(data, tmp_path / "edited.pt")
+    with pytest.raises(CemsynthError, match="g_le_to_rc weights do not fit the architecture"):
+        load_generator(tmp_path / "edited.pt")
+    # no validation patches: no best.pt, load_generator falls back to last.pt
+    assert not (run / "best.pt").exists()
+    assert load_generator(run)[1] == TINY_MODEL
+
+
+def test_batch_must_split_evenly_over_processes(tiny_cache: Path, tmp_path: Path) -> None:
+    from cemsynth.training.distributed import DistInfo
+    from cemsynth.training.loop import Trainer
+
+    with pytest.raises(ConfigError, match="batch_size 3 is not divisible by the 2 processes"):
+        Trainer(
+            tiny_cache,
+            tmp_path / "run",
+            tiny_config(batch_size=3),
+            resume=False,
+            info=DistInfo(rank=0, world_size=2),
+            device=torch.device("cpu"),
+            progress=False,
+        )
+
+
+def test_sigterm_finishes_the_step_writes_last_and_stops(tiny_cache: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    run = tmp_path / "run"
+
+    def stop_when_training() -> None:
+        log = run / TRAIN_LOG
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.is_file() and len(log.read_text().splitlines()) >= 3:  # header + 2 steps
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=stop_when_training)
+    watcher.start()
+    result = run_training(tiny_cache, run, tiny_config(max_steps=10_000, checkpoint_every=10_000))
+    watcher.join()
+    assert result.stopped_early and 2 <= result.step < 10_000
+    assert read_checkpoint(run / "last.pt")["step"] == result.step
+    resumed = run_training(tiny_cache, run, tiny_config(max_steps=result.step + 1), resume=True)
+    assert resumed.step == result.step + 1 and not resumed.stopped_early
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tiny_cache: Path, tmp_path: Path) -> None:
+    config = tiny_config(max_steps=2, precision="bf16", channels_last=True, val_patches=2)
+    result = run_training(tiny_cache, tmp_path / "run", config)
+    assert result.step == 2
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.last_losses.values())
+    # the weights stay float32: autocast changes the arithmetic, not the parameters
+    data = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert all(t.dtype == torch.float32 for t in data["networks"]["g_le_to_rc"].values())
