@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cemsynth.config_files import read_yaml_mapping
 from cemsynth.errors import ConfigError
 
 BPE_GRADES = ("a", "b", "c", "d")
@@ -217,15 +218,7 @@ def load_phantom_config(path: Path | None, halo_share: float | None = None) -> P
     """Defaults, overridden by a YAML file, then by an explicit ``halo_share``."""
     config = PhantomConfig()
     if path is not None:
-        import yaml
-
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read phantom config ({exc})") from exc
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: phantom config must be a mapping of key: value")
-        config = phantom_config_from_dict(values)
+        config = phantom_config_from_dict(read_yaml_mapping(Path(path), "phantom config"))
     if halo_share is not None:
         config = replace(config, halo_share=halo_share)
     return config

@@ -25,10 +25,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cemsynth.config_files import read_yaml_mapping, write_yaml_mapping
 from cemsynth.errors import ConfigError
-from cemsynth.io.messages import one_line
 
 CONFIG_VERSION = 1
 """Bump when the meaning of a field changes; ``from_dict`` refuses newer versions."""
@@ -266,23 +264,10 @@ def load_preprocess_config(path: Path | None, preset: str | None = None) -> Prep
     """
     if path is None:
         return get_preset(preset or "paper")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read preprocessing config ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of preprocessing settings")
+    data = read_yaml_mapping(Path(path), "preprocessing config")
     return config_from_overrides(data, preset=preset, source=str(path))
 
 
 def save_preprocess_config(config: PreprocessConfig, path: Path) -> None:
     """Write ``config`` as YAML (atomically); ``load_preprocess_config`` reads it back."""
-    from cemsynth.io.atomic import write_text_atomic
-
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_yaml_mapping(path, config.to_dict())

@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cemsynth.config_files import read_yaml_mapping, write_yaml_mapping
 from cemsynth.errors import ConfigError
 from cemsynth.losses import LossWeights
 from cemsynth.models.config import MODEL_PRESETS, ModelConfig
@@ -332,23 +331,10 @@ def load_train_config(path: Path | None, preset: str | None = None) -> TrainConf
     """
     if path is None:
         return get_train_preset(preset or "paper")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read training config ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of training settings")
+    data = read_yaml_mapping(Path(path), "training config")
     return config_from_overrides(data, preset=preset, source=str(path))
 
 
 def save_train_config(config: TrainConfig, path: Path) -> None:
     """Write ``config`` as YAML (atomically); :func:`load_train_config` reads it back."""
-    from cemsynth.io.atomic import write_text_atomic
-
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_yaml_mapping(path, config.to_dict())
