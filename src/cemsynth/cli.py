@@ -16,6 +16,16 @@ from typer.exceptions import TyperException
 
 from cemsynth import __version__
 from cemsynth.errors import CemsynthError
+from cemsynth.inference.config import (  # defaults for --help; no torch import
+    BACKENDS,
+    BLEND_MODES,
+    DEFAULT_OUTPUT_FORMAT,
+    DEVICES,
+    OUTPUT_FORMATS,
+    PRECISIONS,
+    RuntimeConfig,
+    SlidingWindowConfig,
+)
 from cemsynth.reader_study.cli import reader_study_app
 
 app = typer.Typer(
@@ -365,6 +375,143 @@ def train(
         )
     if result.stopped_early:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+# --- synthesis ------------------------------------------------------------------------------
+
+_WINDOW = SlidingWindowConfig()
+_RUNTIME = RuntimeConfig()
+
+
+@app.command()
+def predict(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="LE images (DICOM, PNG, TIFF), folders of them, or manifest CSVs."),
+    ],
+    model: Annotated[
+        Path,
+        typer.Option("--model", help="Checkpoint, cemsynth train --out folder, or exported .onnx."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created).")],
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"{' | '.join(OUTPUT_FORMATS)} (default: {DEFAULT_OUTPUT_FORMAT}).",
+        ),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option("--stride", help=f"Window step in pixels (default {_WINDOW.stride})."),
+    ] = None,
+    blend: Annotated[
+        str | None,
+        typer.Option("--blend", help=f"{' | '.join(BLEND_MODES)} (default: {_WINDOW.blend})."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help=f"Windows per network call (default {_WINDOW.batch_size})."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision", help=f"{' | '.join(PRECISIONS)} (default: {_RUNTIME.precision})."
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help=f"{' | '.join(BACKENDS)} (default {_RUNTIME.backend}: ONNX Runtime on the "
+            "CPU in fp32 when installed, else torch).",
+        ),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Whole image in one network pass: a fast, approximate preview, labelled as "
+            "such (not the paper's sliding window).",
+        ),
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad file.")] = False,
+) -> None:
+    """Synthesize recombined images from LE images, on their original pixel grid.
+
+    Writes one image per input to OUT (DICOM: a derived, labelled image of the LE image's
+    study) and OUT/synthetic_manifest.csv. Exit code 0: done; 1: done, but some files
+    failed (listed); 2: stopped.
+    """
+    from dataclasses import replace as replace_fields
+    from typing import Any
+
+    from rich.console import Console
+
+    from cemsynth.batch import BatchReport
+    from cemsynth.errors import ConfigError
+    from cemsynth.inference.predictor import Predictor
+    from cemsynth.inference.run import run_predict
+
+    stdout, stderr = Console(), Console(stderr=True)
+    chosen_format = output_format or DEFAULT_OUTPUT_FORMAT
+    if chosen_format not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"unknown --format {chosen_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    window_changes: dict[str, Any] = {"stride": stride, "blend": blend, "batch_size": batch_size}
+    window = replace_fields(_WINDOW, **{k: v for k, v in window_changes.items() if v is not None})
+    runtime_changes: dict[str, Any] = {"device": device, "precision": precision, "backend": backend}
+    runtime = replace_fields(
+        _RUNTIME, **{k: v for k, v in runtime_changes.items() if v is not None}
+    )
+    predictor = Predictor.load(model, runtime, window, preview=preview)
+    stderr.print(
+        f"model {predictor.identity.label()}; preprocessing '{predictor.preprocess_config.preset}'"
+        f" ({predictor.preprocess_config.config_hash()})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    report = BatchReport(strict=strict, echo=stderr)
+    summary = run_predict(inputs, predictor, out, chosen_format, report, console=stderr)
+    listed = f"; manifest {summary.manifest_path}" if summary.manifest_path else ""
+    notes = []
+    if summary.n_skipped:
+        notes.append(f"{summary.n_skipped} non-LE DICOM images in folders skipped")
+    if summary.n_unlisted:
+        notes.append(f"{summary.n_unlisted} outputs without patient/laterality/view not listed")
+    stdout.print(
+        f"wrote {len(summary.outputs)} synthetic images to {out} ({summary.seconds:.1f} s)"
+        f"{listed}" + (f" ({'; '.join(notes)})" if notes else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.failures:
+        report.print_summary(stdout, what="images")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def export(
+    model: Annotated[
+        Path, typer.Option("--model", help="Checkpoint or cemsynth train --out folder.")
+    ],
+    export_format: Annotated[str, typer.Option("--format", help="onnx | torchscript.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+) -> None:
+    """Export the LE -> RC generator (with its preprocessing config) to ONNX or TorchScript."""
+    from cemsynth.inference.export import export_model
+
+    exported = export_model(model, export_format, out)
+    typer.echo(f"exported {exported.identity.label()} as {export_format} to {out}")
 
 
 # --- reader study (a command group: build, serve, export, stats) ---------------------------

@@ -1,0 +1,128 @@
+"""Output files of ``cemsynth predict``: names, 16-bit PNG/TIFF writers, the synthetic manifest.
+
+Each output is named ``<patient_id>_<L|R>_<view>.<dcm|png|tif>`` when the three are known
+(from the input manifest or the DICOM tags), else after the input file. ``OUT/
+synthetic_manifest.csv`` lists ``patient_id, laterality, view, path, source`` for every output
+whose three keys are known (``path`` relative to ``OUT``, ``source`` the LE file), which is
+what ``cemsynth evaluate`` and ``cemsynth reader-study build`` read to match outputs to cases.
+Rows of an earlier run into the same folder are kept unless this run rewrote their key.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cemsynth.errors import InputFileError
+from cemsynth.imaging import Image
+from cemsynth.inference.dicom_out import stored_pixels
+from cemsynth.io.atomic import atomic_path, write_text_atomic
+from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
+
+SUFFIXES = {"dicom": ".dcm", "png": ".png", "tiff": ".tif"}
+MANIFEST_COLUMNS = ("patient_id", "laterality", "view", "path", "source")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+ViewKey = tuple[str, str, str]
+
+
+def safe_name(text: str) -> str:
+    """``text`` with runs of characters other than letters, digits, ``._-`` replaced by ``_``."""
+    return _UNSAFE.sub("_", text).strip("_") or "image"
+
+
+def output_name(key: ViewKey | None, source: Path, output_format: str) -> str:
+    """File name of an output: ``<patient>_<lat>_<view><suffix>``, else the input's stem."""
+    stem = "_".join(key) if key is not None else source.stem
+    return safe_name(stem) + SUFFIXES[output_format]
+
+
+def write_png16(path: Path, image: Image) -> None:
+    """16-bit grayscale PNG of the rounded stored values (0-65535), with its pixel spacing."""
+    from PIL import Image as PILImage
+
+    pixels = stored_pixels(image.array, 16)
+    row_mm, col_mm = image.meta.pixel_spacing_mm
+    dpi = (25.4 / col_mm, 25.4 / row_mm)
+    try:
+        with atomic_path(path) as tmp:
+            PILImage.fromarray(pixels).save(tmp, format="PNG", dpi=dpi)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
+
+
+def write_tiff16(path: Path, image: Image) -> None:
+    """16-bit grayscale TIFF of the rounded stored values, resolution in pixels per cm."""
+    import tifffile
+
+    pixels = stored_pixels(image.array, 16)
+    row_mm, col_mm = image.meta.pixel_spacing_mm
+    try:
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(
+                tmp,
+                pixels,
+                photometric="minisblack",
+                resolution=(10.0 / col_mm, 10.0 / row_mm),
+                resolutionunit="CENTIMETER",
+            )
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One line of the synthetic manifest."""
+
+    patient_id: str
+    laterality: str
+    view: str
+    path: str
+    source: str
+
+    @property
+    def key(self) -> ViewKey:
+        return (self.patient_id, self.laterality, self.view)
+
+
+def read_synthetic_manifest(folder: Path) -> list[ManifestRow]:
+    """The rows of ``folder/synthetic_manifest.csv`` (empty if absent or unreadable)."""
+    path = Path(folder) / SYNTHETIC_MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or not set(MANIFEST_COLUMNS[:4]) <= set(reader.fieldnames):
+        return []
+    return [ManifestRow(*(str(row.get(name) or "") for name in MANIFEST_COLUMNS)) for row in reader]
+
+
+def write_synthetic_manifest(folder: Path, rows: Sequence[ManifestRow]) -> Path:
+    """Write ``folder/synthetic_manifest.csv`` atomically: ``rows`` plus earlier rows.
+
+    Earlier rows are kept when their key is not among ``rows`` and their file still exists.
+    Rows are sorted by patient, laterality and view.
+    """
+    folder = Path(folder)
+    keys = {row.key for row in rows}
+    kept = [
+        row
+        for row in read_synthetic_manifest(folder)
+        if row.key not in keys and (folder / row.path).is_file()
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for row in sorted([*kept, *rows], key=lambda r: r.key):
+        writer.writerow([row.patient_id, row.laterality, row.view, row.path, row.source])
+    path = folder / SYNTHETIC_MANIFEST
+    try:
+        write_text_atomic(path, buffer.getvalue())
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,287 @@
+"""``cemsynth predict``: LE files, folders or manifests in; synthetic RC files and a manifest out.
+
+Inputs, in the order given:
+
+- a **file**: one LE image (DICOM, PNG, TIFF, JPEG);
+- a **folder**: every image file under it (recursively, sorted). DICOM images whose tags say
+  they are recombined, high-energy or synthetic are skipped (an exam folder holds them beside
+  the LE images) and counted;
+- a **manifest** (``.csv``, from ``cemsynth index`` or the phantom): each row's ``le_path``,
+  with the row's patient, laterality and view (and ``pixel_spacing_mm``, if set).
+
+A file that cannot be used (not an image, not an LE image, preprocessing that does not fit,
+an output that cannot be written) is reported as one line naming it; the others go on. The
+exit code is 0 when every file worked and 1 otherwise (``--strict``: stop at the first).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from cemsynth.batch import BatchReport
+from cemsynth.errors import CemsynthError, InputFileError
+from cemsynth.imaging import ImageMeta
+from cemsynth.inference.outputs import (
+    ManifestRow,
+    ViewKey,
+    output_name,
+    write_png16,
+    write_synthetic_manifest,
+    write_tiff16,
+)
+from cemsynth.inference.predictor import Prediction, Predictor
+
+MANIFEST_SUFFIX = ".csv"
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One LE image to predict, with what the input said about it.
+
+    ``patient_id``/``laterality``/``view``: from the manifest row (None: take the image's
+    tags). ``pixel_spacing_mm``: the manifest's spacing override for files without one.
+    """
+
+    path: Path
+    patient_id: str | None = None
+    laterality: str | None = None
+    view: str | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
+    from_folder: bool = False
+
+
+@dataclass
+class PredictSummary:
+    """What a run did."""
+
+    outputs: list[Path] = field(default_factory=list)
+    manifest_path: Path | None = None
+    n_skipped: int = 0
+    n_unlisted: int = 0
+    seconds: float = 0.0
+
+
+def expand_inputs(inputs: Sequence[Path], report: BatchReport) -> list[InputItem]:
+    """Files, folders and manifests -> one :class:`InputItem` per LE image.
+
+    A missing path or an unreadable manifest is recorded in ``report`` (it raises if strict).
+    """
+    from cemsynth.index.indexer import find_image_files
+    from cemsynth.io.manifest import read_manifest
+
+    items: list[InputItem] = []
+    for raw in inputs:
+        path = Path(raw)
+        try:
+            if path.is_dir():
+                found, _ = find_image_files(path)
+                items.extend(InputItem(f.path, from_folder=True) for f in found)
+            elif path.suffix.lower() == MANIFEST_SUFFIX and path.is_file():
+                for record in read_manifest(path):
+                    items.append(
+                        InputItem(
+                            record.le_path,
+                            patient_id=record.patient_id,
+                            laterality=record.laterality,
+                            view=record.view,
+                            pixel_spacing_mm=record.pixel_spacing_mm,
+                        )
+                    )
+            elif path.exists():
+                items.append(InputItem(path))
+            else:
+                raise InputFileError(path, "not found")
+        except InputFileError as exc:
+            report.add_error(exc)
+    return items
+
+
+def is_skippable(item: InputItem) -> bool:
+    """A DICOM file found in a folder whose tags say it is not an LE image."""
+    if not item.from_folder:
+        return False
+    from cemsynth.inference.predictor import check_low_energy
+    from cemsynth.io.reader import detect_format, read_image_meta
+
+    try:
+        if detect_format(item.path) != "dicom":
+            return False
+        meta = read_image_meta(item.path)
+    except InputFileError:
+        return False  # reported when it is read for real
+    try:
+        check_low_energy(meta)
+    except InputFileError:
+        return True
+    return False
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``stem_2.suffix``, ``stem_3.suffix``, ... if this run already wrote it."""
+    if name not in used:
+        return name
+    path = Path(name)
+    number = 2
+    while f"{path.stem}_{number}{path.suffix}" in used:
+        number += 1
+    return f"{path.stem}_{number}{path.suffix}"
+
+
+def settings_text(predictor: Predictor) -> str:
+    """The inference settings in words (for the DICOM labels and the log)."""
+    model = predictor.model
+    where = f"{model.backend} {model.precision} on {model.device.type}"
+    if predictor.preview:
+        return f"single-pass preview, not the sliding window; {where}"
+    window = predictor.window
+    return (
+        f"dense sliding window {window.window} px, stride {window.stride}, "
+        f"{window.blend} blending; {where}"
+    )
+
+
+def view_key(item: InputItem, meta: ImageMeta) -> ViewKey | None:
+    """(patient, laterality, view) from the manifest row, else the image's tags; None if any
+    is unknown."""
+    patient = item.patient_id or meta.patient_id
+    laterality = item.laterality or meta.laterality
+    view = item.view or meta.view
+    if not patient or laterality not in ("L", "R") or not view:
+        return None
+    return (patient, laterality, view.upper())
+
+
+def write_output(
+    path: Path, prediction: Prediction, item: InputItem, predictor: Predictor, output_format: str
+) -> None:
+    """Write one synthetic image in ``output_format`` (atomically)."""
+    if output_format == "png":
+        write_png16(path, prediction.image)
+    elif output_format == "tiff":
+        write_tiff16(path, prediction.image)
+    else:
+        from cemsynth.inference.dicom_out import write_synthetic_dicom
+
+        write_synthetic_dicom(
+            path,
+            prediction.image,
+            item.path,
+            predictor.identity,
+            predictor.preprocess_config.rc_window,
+            settings_text(predictor),
+            preview=predictor.preview,
+        )
+
+
+def run_predict(
+    inputs: Sequence[Path],
+    predictor: Predictor,
+    out: Path,
+    output_format: str,
+    report: BatchReport,
+    console: Console | None = None,
+    progress: bool = True,
+) -> PredictSummary:
+    """Predict every input, write the outputs and ``OUT/synthetic_manifest.csv``.
+
+    Per-file problems go to ``report``; ``console`` (stderr) gets one timing line per image.
+    Raises :class:`CemsynthError` for problems with the whole run (unwritable folder).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from cemsynth.io.reader import detect_format, read_image
+
+    console = console or Console(stderr=True)
+    start = time.perf_counter()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CemsynthError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    summary = PredictSummary()
+    items = expand_inputs(inputs, report)
+    rows: list[ManifestRow] = []
+    produced: dict[ViewKey, Path] = {}
+    used: set[str] = set()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not (progress and console.is_terminal),
+    ) as bar:
+        task = bar.add_task("predict", total=len(items))
+        for item in items:
+            bar.update(task, description=item.path.name)
+            try:
+                if is_skippable(item):
+                    summary.n_skipped += 1
+                    continue
+                if output_format == "dicom" and detect_format(item.path) != "dicom":
+                    raise InputFileError(
+                        item.path,
+                        "DICOM output needs a DICOM input (its patient and study); "
+                        "use --format png or tiff",
+                    )
+                image = read_image(item.path, item.pixel_spacing_mm)
+                key = view_key(item, image.meta)
+                if key is not None and key in produced:
+                    raise InputFileError(
+                        item.path,
+                        f"same patient, laterality and view ({' '.join(key)}) as "
+                        f"{produced[key]}; not written",
+                    )
+                prediction = predictor.predict(image)
+                target = out / unique_name(output_name(key, item.path, output_format), used)
+                written = time.perf_counter()
+                write_output(target, prediction, item, predictor, output_format)
+                seconds = dict(prediction.seconds, write=time.perf_counter() - written)
+            except InputFileError as exc:
+                report.add_error(exc)
+            else:
+                report.add_success()
+                summary.outputs.append(target)
+                used.add(target.name)
+                if key is None:
+                    summary.n_unlisted += 1
+                else:
+                    produced[key] = item.path
+                    rows.append(
+                        ManifestRow(*key, path=target.name, source=str(item.path.absolute()))
+                    )
+                    # rewritten after every image: an interrupted run still lists its outputs
+                    summary.manifest_path = write_synthetic_manifest(out, rows)
+                _log(console, item, target, prediction, seconds)
+            finally:
+                bar.advance(task)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _log(
+    console: Console,
+    item: InputItem,
+    target: Path,
+    prediction: Prediction,
+    seconds: dict[str, float],
+) -> None:
+    windows = (
+        "single pass"
+        if prediction.n_windows == 0
+        else f"{prediction.n_evaluated}/{prediction.n_windows} windows"
+    )
+    stages = ", ".join(f"{name} {value:.2f} s" for name, value in seconds.items())
+    total = sum(seconds.values())
+    console.print(
+        f"{item.path} -> {target.name}: {windows}; {stages}; total {total:.2f} s",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

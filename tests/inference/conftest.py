@@ -1,0 +1,75 @@
+"""Shared fixtures for the inference tests: a tiny phantom exam and hand-made checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from cemsynth.models.config import ModelConfig
+from cemsynth.models.generator import build_generator
+from cemsynth.phantom.cohort import write_cohort
+from cemsynth.phantom.config import PhantomConfig
+from cemsynth.preprocess.config import PreprocessConfig, get_preset
+from cemsynth.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+TINY_MODEL = ModelConfig(gen_width=4, gen_residual_blocks=1, disc_width=4)
+CHECKPOINT_STEP = 4500
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: pytest -n 2 on 2 cores would otherwise oversubscribe them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_checkpoint(
+    path: Path,
+    model: ModelConfig = TINY_MODEL,
+    preprocess: PreprocessConfig | None = None,
+    step: int = CHECKPOINT_STEP,
+    seed: int = 0,
+) -> Path:
+    """A hand-made checkpoint with a randomly initialised LE -> RC generator.
+
+    Holds the keys the trainer's reader needs (format, version, step, networks, configs).
+    """
+    torch.manual_seed(seed)
+    generator = build_generator(model)
+    config = preprocess if preprocess is not None else get_preset("phantom")
+    data = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "step": step,
+        "networks": {"g_le_to_rc": generator.state_dict()},
+        "model_config": model.to_dict(),
+        "preprocess_config": config.to_dict(),
+        "preprocess_config_hash": config.config_hash(),
+        "versions": {"cemsynth": "0.1.0"},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def phantom_exam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One phantom patient, small size (712 x 598 at 0.4 mm): LE/RC DICOM and manifest.csv."""
+    out = tmp_path_factory.mktemp("phantom")
+    write_cohort(
+        out, n_patients=1, seed=0, pixel_mm=0.1, size="small", config=PhantomConfig(), workers=1
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose best.pt holds a tiny generator with the phantom preprocessing."""
+    run = tmp_path_factory.mktemp("run")
+    make_checkpoint(run / "best.pt")
+    return run

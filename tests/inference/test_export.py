@@ -1,0 +1,110 @@
+"""Export to ONNX and TorchScript, and the ONNX Runtime backend's parity with torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cemsynth.cli import main
+from cemsynth.inference.backends import read_generator, read_onnx_metadata
+from cemsynth.inference.config import RuntimeConfig
+from cemsynth.inference.predictor import Predictor
+from cemsynth.io.reader import read_image
+
+pytest.importorskip("onnxruntime", reason="the onnx extra (onnx, onnxruntime) is not installed")
+
+ONNX_TOLERANCE = 1e-4
+"""Max abs difference between ONNX Runtime and torch outputs in the [-1, 1] RC domain (float32
+kernels differ in summation order; measured on random windows: 2-3e-6 for the tiny and small
+generators, 1.1e-5 for the paper one)."""
+
+
+def run(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "generator.onnx"
+    assert run(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(out)]) == 0
+    return out
+
+
+def test_onnx_parity_with_torch(onnx_file: Path, tiny_run: Path) -> None:
+    import onnxruntime as ort
+
+    generator = read_generator(tiny_run).generator
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    batch = torch.rand(3, 1, 128, 128) * 2 - 1
+    with torch.inference_mode():
+        expected = generator(batch).numpy()
+    (got,) = session.run(None, {"le": batch.numpy()})
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+    # dynamic sizes: a whole (multiple-of-4) image in one call
+    image = torch.rand(1, 1, 132, 200) * 2 - 1
+    with torch.inference_mode():
+        expected = generator(image).numpy()
+    (got,) = session.run(None, {"le": image.numpy()})
+    assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+
+
+def test_onnx_metadata_describes_the_model(onnx_file: Path, tiny_run: Path) -> None:
+    metadata = read_onnx_metadata(onnx_file)
+    checkpoint = read_generator(tiny_run)
+    assert metadata["identity"]["sha256"] == checkpoint.identity.sha256
+    assert metadata["identity"]["step"] == checkpoint.identity.step
+    assert metadata["preprocess_config"] == checkpoint.preprocess_config.to_dict()
+    assert metadata["window"] == 128
+
+
+def test_predict_with_the_onnx_file_matches_torch(
+    onnx_file: Path, tiny_run: Path, phantom_exam: Path
+) -> None:
+    le = read_image(phantom_exam / "P0001" / "R_CC_LE.dcm")
+    from_onnx = Predictor.load(onnx_file, RuntimeConfig(device="cpu"))
+    from_torch = Predictor.load(tiny_run, RuntimeConfig(device="cpu", backend="torch"))
+    assert from_onnx.model.backend == "onnx" and from_torch.model.backend == "torch"
+    assert from_onnx.identity == from_torch.identity
+    onnx_rc = from_onnx.predict_image(le).array
+    torch_rc = from_torch.predict_image(le).array
+    # RC stored units: the [-1, 1] tolerance times half the RC window width (350)
+    assert np.abs(onnx_rc - torch_rc).max() <= ONNX_TOLERANCE * 350
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export_runs_and_carries_metadata(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "generator.pt"
+    assert (
+        run(["export", "--model", str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 0
+    )
+    extra = {"cemsynth.json": ""}
+    scripted = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["cemsynth.json"])["identity"]["step"] == 4500
+    generator = read_generator(tiny_run).generator
+    batch = torch.rand(2, 1, 128, 128) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(scripted(batch), generator(batch), atol=1e-6)
+
+
+def test_export_errors_are_one_line(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    blocked = tmp_path / "blocked.onnx"
+    blocked.mkdir()
+    assert run(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(blocked)]) == 2
+    assert (
+        run(
+            ["export", "--model", str(tiny_run), "--format", "tflite", "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"cemsynth: error: {blocked}: cannot write")
+    assert "unknown export format 'tflite'" in lines[1]

@@ -1,0 +1,191 @@
+"""``cemsynth predict``: outputs, synthetic manifest, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cemsynth.cli import main
+from cemsynth.io.reader import read_image
+from cemsynth.preprocess.config import get_preset
+
+from .conftest import make_checkpoint
+
+
+def run(args: list[str]) -> int:
+    """The exit code of ``cemsynth ARGS``."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def manifest_rows(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "synthetic_manifest.csv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+TORCH_CPU = ["--backend", "torch", "--device", "cpu"]
+
+
+def test_manifest_input_writes_dicom_and_synthetic_manifest(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pred"
+    manifest = phantom_exam / "manifest.csv"
+    code = run(["predict", str(manifest), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "wrote 4 synthetic images" in captured.out
+    assert captured.err.count("windows;") == 4  # one timing line per image
+    rows = manifest_rows(out)
+    assert [(r["patient_id"], r["laterality"], r["view"]) for r in rows] == [
+        ("P0001", "L", "CC"),
+        ("P0001", "L", "MLO"),
+        ("P0001", "R", "CC"),
+        ("P0001", "R", "MLO"),
+    ]
+    assert all((out / r["path"]).is_file() and Path(r["source"]).is_file() for r in rows)
+    # the evaluation finds the outputs through the manifest
+    from cemsynth.evaluation.matching import PredictionFinder
+    from cemsynth.io.manifest import read_manifest
+
+    finder = PredictionFinder(out, manifest)
+    for record in read_manifest(manifest):
+        found, how = finder.find(record)
+        assert found is not None and how == "synthetic_manifest.csv"
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("png", ".png"), ("tiff", ".tif")])
+def test_png_and_tiff_are_16_bit(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str, suffix: str
+) -> None:
+    le = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    out = tmp_path / fmt
+    assert run(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
+                "--format", fmt, *TORCH_CPU]) == 0  # fmt: skip
+    written = out / f"P0001_L_CC{suffix}"
+    image = read_image(written)
+    assert image.shape == (712, 598)
+    assert image.meta.bits_stored == 16
+    low, high = get_preset("phantom").rc_window
+    values = image.array[image.array > 0]
+    assert values.min() >= low and values.max() <= high
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    recombined = phantom_exam / "P0001" / "L_CC_RC.dcm"
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image\n", encoding="utf-8")
+    out = tmp_path / "pred"
+    blocked = out / "P0001_R_CC.dcm"
+    blocked.mkdir(parents=True)  # a folder where the output file should go
+    other = phantom_exam / "P0001" / "R_CC_LE.dcm"
+    code = run(
+        ["predict", str(recombined), str(text), str(good), str(other),
+         "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
+    )  # fmt: skip
+    assert code == 1
+    captured = capsys.readouterr()
+    failures = [
+        line
+        for line in captured.err.splitlines()
+        if line.strip() and "windows;" not in line and not line.startswith("model ")
+    ]
+    assert len(failures) == 3
+    assert failures[0].startswith(f"{recombined}: a recombined image")
+    assert failures[1].startswith(f"{text}: not an image file")
+    assert failures[2].startswith(f"{blocked}: cannot write")
+    assert "2 failed" not in captured.out and "1 images ok, 3 failed" in captured.out
+    assert (out / "P0001_L_CC.dcm").is_file()
+    assert [r["view"] for r in manifest_rows(out)] == ["CC"]
+
+
+def test_model_that_does_not_fit_fails_each_file(
+    phantom_exam: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run8 = make_checkpoint(tmp_path / "run8" / "best.pt", preprocess=get_preset("8bit"))
+    le = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    code = run(["predict", str(le), "--model", str(run8), "--out", str(tmp_path / "o"), *TORCH_CPU])
+    assert code == 1
+    err = capsys.readouterr().err.splitlines()
+    (line,) = [line for line in err if line.startswith(str(le))]
+    assert "does not fit this image" in line and "[0, 255]" in line
+
+
+def test_strict_stops_with_exit_2(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recombined = phantom_exam / "P0001" / "L_CC_RC.dcm"
+    code = run(["predict", str(recombined), "--model", str(tiny_run), "--out",
+                str(tmp_path / "o"), "--strict", *TORCH_CPU])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("predict takes low-energy images")
+
+
+def test_folder_input_skips_non_le_dicom(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for name in ("R_MLO_LE.dcm", "R_MLO_RC.dcm"):
+        (folder / name).write_bytes((phantom_exam / "P0001" / name).read_bytes())
+    out = tmp_path / "o"
+    assert (
+        run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]) == 0
+    )
+    assert "1 non-LE DICOM images in folders skipped" in capsys.readouterr().out
+    assert [p.name for p in out.glob("*.dcm")] == ["P0001_R_MLO.dcm"]
+
+
+def test_dicom_output_of_a_png_input_is_refused(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image as PILImage
+
+    png = tmp_path / "le.png"
+    PILImage.fromarray(np.full((64, 64), 2000, dtype=np.uint16)).save(png)
+    assert run(["predict", str(png), "--model", str(tiny_run), "--out", str(tmp_path / "o")]) == 1
+    assert "DICOM output needs a DICOM input" in capsys.readouterr().err
+
+
+def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        ["predict", str(tmp_path), "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint not found" in err
+
+
+def test_png_inputs_smaller_than_a_window_and_same_names(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two 16-bit PNGs called le.png (no patient tags): both written, under distinct names;
+    at 0.4 mm their breasts are smaller than one 128 x 128 window (padded, then cropped)."""
+    from PIL import Image as PILImage
+
+    from cemsynth.preprocess.synthetic import smooth_breast_pair
+
+    inputs = []
+    for index in (1, 2):
+        le, _, _ = smooth_breast_pair((400, 320), noise_std=5.0, seed=index)
+        path = tmp_path / f"case{index}" / "le.png"
+        path.parent.mkdir()
+        PILImage.fromarray(np.rint(le.array).astype(np.uint16)).save(path)
+        inputs.append(str(path))
+    out = tmp_path / "o"
+    code = run(["predict", *inputs, "--model", str(tiny_run), "--out", str(out), "--format", "png"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "2 outputs without patient/laterality/view not listed" in captured.out
+    assert "1/1 windows" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["le.png", "le_2.png"]
+    assert read_image(out / "le_2.png").shape == (400, 320)
