@@ -233,6 +233,23 @@ def test_sigterm_finishes_the_step_writes_last_and_stops(tiny_cache: Path, tmp_p
     assert resumed.step == result.step + 1 and not resumed.stopped_early
 
 
+def test_time_limit_stops_after_the_step_in_progress(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    config = tiny_config(max_steps=10_000, val_every=10_000, checkpoint_every=10_000)
+    result = run_training(tiny_cache, run, config, time_limit_s=0.0)
+    # a zero budget still finishes one step, then validates and checkpoints it as the last
+    assert result.time_limited and not result.stopped_early and result.step == 1
+    assert read_checkpoint(run / "last.pt")["step"] == 1
+    assert [row["step"] for row in csv.DictReader((run / VAL_LOG).open())] == ["1"]
+    resumed = run_training(tiny_cache, run, replace(config, max_steps=3), resume=True)
+    assert resumed.step == 3 and not resumed.time_limited
+
+
+def test_time_limit_longer_than_the_run_changes_nothing(tiny_cache: Path, tmp_path: Path) -> None:
+    result = run_training(tiny_cache, tmp_path / "run", tiny_config(), time_limit_s=3600.0)
+    assert result.step == 4 and not result.time_limited
+
+
 def test_bf16_autocast_and_channels_last_on_cpu(tiny_cache: Path, tmp_path: Path) -> None:
     config = tiny_config(max_steps=2, precision="bf16", channels_last=True, val_patches=2)
     result = run_training(tiny_cache, tmp_path / "run", config)

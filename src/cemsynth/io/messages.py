@@ -13,6 +13,11 @@ def squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def counted(count: int, noun: str) -> str:
+    """``"1 patient"``, ``"3 patients"``: ``count`` and ``noun``, plural with an ``s``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def one_line(exc: BaseException) -> str:
     """The exception's message on one line; its type name when the message is empty."""
     return squash(str(exc)) or type(exc).__name__

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
+from cemsynth.io.messages import counted
 from cemsynth.losses import ssim_map
 from cemsynth.models.cyclegan import CycleGAN, build_cyclegan, count_parameters
 from cemsynth.training.checkpoint import (
@@ -68,7 +69,11 @@ VAL_COLUMNS = ("step", "val_mae", "val_ssim", "val_loss", "best")
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished (or cleanly stopped) run left behind; losses from the last log row."""
+    """What a finished (or cleanly stopped) run left behind; losses from the last log row.
+
+    ``stopped_early``: a signal (Ctrl-C, SIGTERM) stopped it; ``time_limited``: the
+    ``time_limit_s`` of :func:`run_training` stopped it before ``max_steps``.
+    """
 
     run_dir: Path
     step: int
@@ -79,6 +84,7 @@ class TrainResult:
     last_losses: dict[str, float]
     last_val: dict[str, float] | None
     seconds: float
+    time_limited: bool = False
 
 
 # --- configuration on resume -------------------------------------------------------------
@@ -424,9 +430,16 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
 
-    def fit(self) -> TrainResult:
-        """Train from the current step to ``max_steps`` (or until a clean Ctrl-C stop)."""
+    def fit(self, time_limit_s: float | None = None) -> TrainResult:
+        """Train from the current step to ``max_steps`` (or until a clean Ctrl-C stop).
+
+        ``time_limit_s``: wall-clock seconds of this call after which the step in progress is
+        the last one (validated and checkpointed like the final step); None: no limit.
+        Single-process runs only: DDP ranks would have to agree on the step to stop at.
+        """
         config = self.config
+        if time_limit_s is not None and self.info.enabled:
+            raise ConfigError("a training time limit needs a single-process run (not torchrun)")
         start_time = self._started = time.perf_counter()
         main = self.info.is_main
         if main:
@@ -469,6 +482,7 @@ class Trainer:
         last_losses: dict[str, float] = {}
         stop = _StopFlag()
         stopped = False
+        out_of_time = False
         try:
             with (
                 ProgressBar(self.progress, config.max_steps, self.step, self.console) as bar,
@@ -484,7 +498,12 @@ class Trainer:
                     steps_in_row += 1
                     bar.advance()
                     stopping = stop.requested  # read once: the signal may come at any time
-                    final = self.step == config.max_steps or stopping
+                    out_of_time = (
+                        time_limit_s is not None
+                        and self.step < config.max_steps
+                        and time.perf_counter() - start_time >= time_limit_s
+                    )
+                    final = self.step == config.max_steps or stopping or out_of_time
                     if self.step % config.log_every == 0 or final:
                         means = sums / steps_in_row
                         if self.info.enabled:
@@ -530,6 +549,12 @@ class Trainer:
                             "continue with --resume"
                         )
                         break
+                    if out_of_time:
+                        bar.print(
+                            f"time limit of {time_limit_s:.0f} s reached at step {self.step}; "
+                            f"{LAST_NAME} written"
+                        )
+                        break
         except torch.OutOfMemoryError:
             raise CemsynthError(
                 f"out of {self.device.type.upper()} memory at batch {config.batch_size} "
@@ -553,6 +578,7 @@ class Trainer:
             last_losses=last_losses,
             last_val=self.last_val,
             seconds=time.perf_counter() - start_time,
+            time_limited=out_of_time and not stopped,
         )
 
     def _elapsed(self) -> float:
@@ -599,7 +625,7 @@ class Trainer:
         d = count_parameters(self.nets.d_le)
         precision = "bf16" if self.autocast_dtype is torch.bfloat16 else "fp32"
         val = (
-            f"{len(data.val_keys)} images / {data.val_patients} patients "
+            f"{counted(len(data.val_keys), 'image')} / {counted(data.val_patients, 'patient')} "
             f"({c.val_patches} fixed patches)"
             if data.val is not None
             else "none (no val patients in splits.json: best.pt is not written)"
@@ -608,7 +634,8 @@ class Trainer:
             f"training preset {c.preset}: generators {g:,} parameters each, discriminators "
             f"{d:,} each; {self.device} {precision}, {self.info.world_size} process(es), "
             f"batch {c.batch_size} ({self.local_batch} per process), {c.patch_size}^2 patches",
-            f"train: {len(data.train_keys)} images / {data.train_patients} patients; val: {val}",
+            f"train: {counted(len(data.train_keys), 'image')} / "
+            f"{counted(data.train_patients, 'patient')}; val: {val}",
             f"steps {self.step} -> {c.max_steps}; run folder {self.run_dir}",
         ]
         for line in lines:
@@ -622,6 +649,7 @@ def run_training(
     resume: bool = False,
     progress: bool = False,
     console: Any = None,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train (or resume) a run; in every process of a torchrun launch, or alone.
 
@@ -633,6 +661,9 @@ def run_training(
         resume: continue from ``RUN_DIR/last.pt`` exactly where it stopped.
         progress: show a progress bar on rank 0.
         console: rich Console for messages (default: stderr).
+        time_limit_s: stop after the step during which this many wall-clock seconds of
+            training have passed (validated and checkpointed as a final step; ``--resume``
+            continues to ``max_steps``). Single-process runs only. None: no limit.
 
     Raises:
         CemsynthError and subclasses (one line each) for problems the user can fix.
@@ -645,7 +676,7 @@ def run_training(
         trainer = Trainer(
             cache_root, run_dir, config, resume, info, device, progress=progress, console=console
         )
-        return trainer.fit()
+        return trainer.fit(time_limit_s=time_limit_s)
     finally:
         if created_group:
             destroy_process_group(info)
