@@ -25,8 +25,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# --force: a second `make demo` replaces the first one's demo-output/ (only a folder the demo
+# wrote; anything else there stops it with a one-line message).
 demo: $(STAMP)
-	$(BIN)/cemsynth demo
+	$(BIN)/cemsynth demo --force
 
 # Debian's chromium for the reader-study browser tests; without root they skip, saying why.
 system-deps:
@@ -46,6 +48,8 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/phantom.py
 	$(BIN)/python benchmarks/preprocess.py
 	$(BIN)/python benchmarks/patches.py
+	$(BIN)/python benchmarks/train_step.py --presets small
+	$(BIN)/python benchmarks/sliding_window.py --preset small
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output

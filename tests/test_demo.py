@@ -84,9 +84,9 @@ def test_force_empties_an_earlier_demo_folder(tmp_path: Path) -> None:
     (tmp_path / STAMP_NAME).write_text("{}")
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.json").write_text("{}")
-    prepare_out(tmp_path, force=True)
+    assert prepare_out(tmp_path, force=True) is True
     assert list(tmp_path.iterdir()) == []
-    prepare_out(tmp_path, force=False)  # empty: fine
+    assert prepare_out(tmp_path, force=False) is False  # empty: fine
 
 
 def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:

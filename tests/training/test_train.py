@@ -258,3 +258,62 @@ def test_bf16_autocast_and_channels_last_on_cpu(tiny_cache: Path, tmp_path: Path
     # the weights stay float32: autocast changes the arithmetic, not the parameters
     data = read_checkpoint(tmp_path / "run" / "last.pt")
     assert all(t.dtype == torch.float32 for t in data["networks"]["g_le_to_rc"].values())
+
+
+# --- the weight average (ema_decay) ----------------------------------------------------------
+
+
+def test_no_weight_average_by_default(tiny_cache: Path, tmp_path: Path) -> None:
+    run_training(tiny_cache, tmp_path / "run", tiny_config(max_steps=1))
+    assert "ema" not in read_checkpoint(tmp_path / "run" / "last.pt")
+
+
+def test_weight_average_after_two_steps_by_hand(tiny_cache: Path, tmp_path: Path) -> None:
+    """ema_1 = d1 init + (1 - d1) w1, ema_2 = d2 ema_1 + (1 - d2) w2 with d_t = (1+t)/(10+t)
+    (below ema_decay 0.99 this early), from the saved weights of a 1-step and 2-step run."""
+    config = tiny_config(max_steps=2, ema_decay=0.99, val_every=1, checkpoint_every=1)
+    torch.manual_seed(config.seed)  # the trainer seeds the same way before building
+    init = build_cyclegan(config.model).g_le_to_rc.state_dict()
+    run_training(tiny_cache, tmp_path / "one", replace(config, max_steps=1))
+    run_training(tiny_cache, tmp_path / "two", config)
+    w1 = read_checkpoint(tmp_path / "one" / "last.pt")["networks"]["g_le_to_rc"]
+    two = read_checkpoint(tmp_path / "two" / "last.pt")
+    w2, ema = two["networks"]["g_le_to_rc"], two["ema"]["g_le_to_rc"]
+    d1, d2 = 2 / 11, 3 / 12
+    for name, value in ema.items():
+        expected = d2 * (d1 * init[name] + (1 - d1) * w1[name]) + (1 - d2) * w2[name]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(ema["encode.1.weight"], w2["encode.1.weight"])
+
+
+def test_weight_average_is_what_validation_and_inference_use(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    from cemsynth.inference.backends import read_generator
+
+    run = tmp_path / "run"
+    run_training(tiny_cache, run, tiny_config(ema_decay=0.9))
+    data = read_checkpoint(run / "best.pt")
+    assert "ema" in data and "optimizers" not in data
+    for loaded in (load_generator(run / "best.pt")[0], read_generator(run).generator):
+        for name, value in loaded.state_dict().items():
+            assert torch.equal(value, data["ema"]["g_le_to_rc"][name]), name
+
+
+def test_resume_with_weight_average_is_bitwise(tiny_cache: Path, tmp_path: Path) -> None:
+    config = tiny_config(max_steps=4, ema_decay=0.9, checkpoint_every=2, val_every=2)
+    run_training(tiny_cache, tmp_path / "straight", config)
+    run_training(tiny_cache, tmp_path / "split", replace(config, max_steps=2))
+    run_training(tiny_cache, tmp_path / "split", config, resume=True)
+    a = _state(tmp_path / "straight" / "last.pt")
+    b = _state(tmp_path / "split" / "last.pt")
+    for key in ("networks", "ema", "optimizers"):
+        _assert_same_tensors(a[key], b[key], key)
+
+
+def test_resume_needs_the_same_weight_average_setting(tiny_cache: Path, tmp_path: Path) -> None:
+    run_training(tiny_cache, tmp_path / "run", tiny_config(max_steps=1))
+    with pytest.raises(ConfigError, match="ema_decay"):
+        run_training(
+            tiny_cache, tmp_path / "run", tiny_config(max_steps=2, ema_decay=0.9), resume=True
+        )

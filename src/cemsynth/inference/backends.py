@@ -160,12 +160,14 @@ def read_generator(path_or_run_dir: Path | str) -> CheckpointModel:
     """The LE -> RC generator of a checkpoint or run folder, on the CPU in eval mode.
 
     Uses the trainer's checkpoint reader (:mod:`cemsynth.training.checkpoint`), so every
-    checkpoint format version it reads is read here too. Raises :class:`InputFileError` for a
+    checkpoint format version it reads is read here too, and the weight average (``ema``)
+    when the run kept one. Raises :class:`InputFileError` for a
     file that is not a usable cemsynth checkpoint.
     """
     from cemsynth.models.generator import build_generator
     from cemsynth.training.checkpoint import (
         checkpoint_info,
+        generator_state,
         load_state,
         read_checkpoint,
         resolve_checkpoint,
@@ -174,10 +176,7 @@ def read_generator(path_or_run_dir: Path | str) -> CheckpointModel:
     path = resolve_checkpoint(path_or_run_dir)
     data = read_checkpoint(path)
     info = checkpoint_info(data, path)
-    try:
-        state = data["networks"]["g_le_to_rc"]
-    except (KeyError, TypeError):
-        raise InputFileError(path, "checkpoint has no g_le_to_rc weights") from None
+    state = generator_state(data, "g_le_to_rc", path)
     generator = build_generator(info.model_config)
     load_state(generator, state, "g_le_to_rc", path)
     generator.eval()

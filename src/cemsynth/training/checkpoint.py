@@ -11,7 +11,8 @@ bit for bit. Keys (format version 1; ``docs/training.md`` describes each):
 ``discriminators``), ``rng`` (one dict per rank: ``python``, ``numpy``, ``torch``,
 ``torch_cuda``, ``sampler``), ``model_config``, ``train_config``, ``preprocess_config``,
 ``preprocess_config_hash``, ``cache``, ``metrics``, ``replica_sha256``, ``versions``,
-``created_utc``.
+``created_utc``; and, only when the run keeps a weight average (``ema_decay`` > 0), ``ema``
+(``g_le_to_rc``: the averaged state dict), which :func:`load_generator` prefers.
 
 Files are written atomically (temporary file, then rename), so a crash while saving leaves the
 previous ``last.pt`` intact.
@@ -127,9 +128,10 @@ def build_checkpoint(
     cache: dict[str, Any],
     metrics: dict[str, Any],
     replica_sha256: list[str],
+    ema_generator: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict (format version :data:`CHECKPOINT_VERSION`)."""
-    return {
+    data = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "step": int(step),
@@ -147,6 +149,9 @@ def build_checkpoint(
         "versions": package_versions(),
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if ema_generator is not None:
+        data["ema"] = {"g_le_to_rc": ema_generator.state_dict()}
+    return data
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
@@ -274,6 +279,19 @@ def load_state(module: torch.nn.Module, state: Mapping[str, Any], name: str, pat
         ) from None
 
 
+def generator_state(data: dict[str, Any], direction: str, path: Path) -> Mapping[str, Any]:
+    """The state dict of generator ``direction`` in a read checkpoint: its weight average
+    (``ema``) when there is one, else the trained weights. InputFileError if it has neither."""
+    try:
+        averaged = data.get("ema") or {}
+        state: Mapping[str, Any] = (
+            averaged[direction] if direction in averaged else data["networks"][direction]
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise InputFileError(path, f"checkpoint has no {direction} weights") from None
+    return state
+
+
 def load_generator(
     path_or_run_dir: Path | str,
     device: str | torch.device = "cpu",
@@ -285,7 +303,9 @@ def load_generator(
         path_or_run_dir: a checkpoint file or a ``cemsynth train --out`` folder (its
             ``best.pt``, else ``last.pt``).
         device: where to put the network.
-        direction: ``"g_le_to_rc"`` (default) or ``"g_rc_to_le"``.
+        direction: ``"g_le_to_rc"`` (default) or ``"g_rc_to_le"``. For ``g_le_to_rc`` the
+            weight average (``ema``) is used when the checkpoint has one: it is what
+            validation scored and ``best.pt`` was chosen by.
 
     Returns:
         The generator in eval mode (float32; input/output ``(N, 1, H, W)`` in [-1, 1]), its
@@ -297,10 +317,7 @@ def load_generator(
     path = resolve_checkpoint(path_or_run_dir)
     data = read_checkpoint(path)
     info = checkpoint_info(data, path)
-    try:
-        state = data["networks"][direction]
-    except (KeyError, TypeError):
-        raise InputFileError(path, f"checkpoint has no {direction} weights") from None
+    state = generator_state(data, direction, path)
     generator = build_generator(info.model_config)
     load_state(generator, state, direction, path)
     generator.to(device).eval()

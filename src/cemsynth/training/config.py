@@ -73,6 +73,12 @@ class TrainConfig:
         lr_generator, lr_discriminator: Adam learning rates (the paper: 2e-4 for both),
             constant over the run.
         adam_beta1, adam_beta2: Adam's moment decay rates.
+        ema_decay: Keep an exponential moving average of the LE -> RC generator's weights
+            with this decay per step (0: off, the paper's setting). When on, validation,
+            ``best.pt`` and inference use the averaged weights: a short or high-learning-rate
+            GAN run swings from step to step, the average does not. Early steps use
+            ``min(ema_decay, (1 + step) / (10 + step))`` so the average forgets the random
+            initial weights quickly.
         loss_adversarial: Weight of the least-squares adversarial term (per direction).
         loss_cycle: Weight of the cycle term (LE -> RC -> LE and RC -> LE -> RC).
         loss_identity: Weight of the identity term (g_le_to_rc(RC) ~ RC and the reverse);
@@ -109,6 +115,7 @@ class TrainConfig:
     lr_discriminator: float = 2e-4
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
+    ema_decay: float = 0.0
     # generator objective
     loss_adversarial: float = 1.0
     loss_cycle: float = 10.0
@@ -163,7 +170,7 @@ class TrainConfig:
             "loss_ssim",
         ):
             object.__setattr__(self, name, _check_float(name, getattr(self, name), minimum=0.0))
-        for name in ("adam_beta1", "adam_beta2"):
+        for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             value = _check_float(name, getattr(self, name), minimum=0.0)
             if value >= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")

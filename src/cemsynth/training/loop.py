@@ -18,6 +18,7 @@ Run folder (``--out``)::
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import threading
@@ -250,6 +251,10 @@ class Trainer:
             lr_discriminator=config.lr_discriminator,
             betas=(config.adam_beta1, config.adam_beta2),
         )
+        # the weight average of g_le_to_rc (ema_decay > 0); every rank keeps the same one
+        self.ema_generator: nn.Module | None = None
+        if config.ema_decay > 0:
+            self.ema_generator = copy.deepcopy(self.nets.g_le_to_rc).eval().requires_grad_(False)
         self.step = 0
         self.best_val_loss: float | None = None
         self.best_step: int | None = None
@@ -292,6 +297,11 @@ class Trainer:
             raise InputFileError(path, "has no optimiser/RNG state (a best.pt?); cannot resume")
         for name in ("g_le_to_rc", "g_rc_to_le", "d_le", "d_rc"):
             load_state(getattr(self.nets, name), data["networks"][name], name, path)
+        if self.ema_generator is not None:
+            averaged = (data.get("ema") or {}).get("g_le_to_rc")
+            if averaged is None:
+                raise InputFileError(path, "has no weight average (ema) to resume")
+            load_state(self.ema_generator, averaged, "ema g_le_to_rc", path)
         self.opt_g.load_state_dict(data["optimizers"]["generators"])
         self.opt_d.load_state_dict(data["optimizers"]["discriminators"])
         self.step = info.step
@@ -347,14 +357,29 @@ class Trainer:
     # --- validation -------------------------------------------------------------------------
 
     @torch.no_grad()
+    def update_weight_average(self) -> None:
+        """Move the averaged g_le_to_rc towards the current one (after each step)."""
+        if self.ema_generator is None:
+            return
+        decay = min(self.config.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+        with torch.no_grad():
+            current = self.nets.g_le_to_rc.state_dict()
+            for name, value in self.ema_generator.state_dict().items():
+                if value.is_floating_point():
+                    value.lerp_(current[name], 1.0 - decay)
+                else:
+                    value.copy_(current[name])
+
+    @torch.no_grad()
     def validate(self, val: ValPatches) -> dict[str, float]:
-        """MAE and SSIM of g_le_to_rc(LE) against RC inside the breast, on the fixed patches.
+        """MAE and SSIM of g_le_to_rc(LE) against RC inside the breast, on the fixed patches
+        (the weight average of g_le_to_rc when the run keeps one).
 
         MAE: mean |fake - real| over breast pixels ([-1, 1] units). SSIM: mean local SSIM over
         breast pixels at least 5 pixels from the patch border. ``val_loss`` mixes them as
         the training objective does: ``loss_mae * MAE + loss_ssim * (1 - SSIM)``.
         """
-        generator = self.nets.g_le_to_rc
+        generator = self.ema_generator or self.nets.g_le_to_rc
         abs_sum = torch.zeros((), dtype=torch.float64)
         abs_count = 0.0
         ssim_sum = torch.zeros((), dtype=torch.float64)
@@ -423,6 +448,7 @@ class Trainer:
                 "elapsed_s": self._elapsed(),
             },
             replica_sha256=fingerprints or [weights_fingerprint(self.nets)],
+            ema_generator=self.ema_generator,
         )
         if rng_states is None:  # best.pt: for inference, no optimiser or RNG state
             del data["optimizers"], data["rng"]
@@ -494,6 +520,7 @@ class Trainer:
                     rc = _to_device(batch.rc, self.device, config.channels_last)
                     losses = self.train_step(le, rc)
                     self.step += 1
+                    self.update_weight_average()
                     sums += torch.stack([losses[name] for name in LOSS_NAMES])
                     steps_in_row += 1
                     bar.advance()
