@@ -28,8 +28,18 @@ inside the breast in the [-1, 1] RC domain (x 350 for RC stored units of the pha
 views are printed either way (how much skipping saves depends on the breast's share of the
 frame).
 
+``--device cuda`` (``auto`` picks it when a GPU is present) times the same frame on the GPU
+instead: MONAI's inferer in fp32 and in bf16 autocast, ours in fp32 and in bf16 (skipping
+background windows, channels-last, ``--gpu-batch-size`` windows per call), each after a
+warm-up run and with the GPU synchronised, as milliseconds per image. It also prints the FLOP
+floor of our bf16 run: the windows it evaluates x the generator's GFLOP per 128 x 128 window
+(counted with torch's FlopCounterMode; 24.4 for ``paper``) over the bf16 throughput of the
+generator's dominant convolution (3 x 3, 256 channels on 32 x 32, measured here), and the
+fraction of that floor the run reaches.
+
     .venv/bin/python benchmarks/sliding_window.py --preset small
     .venv/bin/python benchmarks/sliding_window.py --preset paper --quick
+    .venv/bin/python benchmarks/sliding_window.py --preset paper --device cuda
 """
 
 from __future__ import annotations
@@ -46,7 +56,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from cemsynth.inference.backends import OnnxWindowModel, TorchWindowModel, resolve_workers
+from cemsynth.inference.backends import (
+    OnnxWindowModel,
+    TorchWindowModel,
+    resolve_device,
+    resolve_workers,
+)
 from cemsynth.inference.config import SlidingWindowConfig
 from cemsynth.inference.export import onnx_bytes
 from cemsynth.inference.sliding_window import (
@@ -241,6 +256,150 @@ def bench_bf16(
     }
 
 
+def _synchronized(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_on(device: torch.device, function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    """Wall seconds of ``function`` with the device's queue drained before and after."""
+    _synchronized(device)
+    start = time.perf_counter()
+    output = function()
+    _synchronized(device)
+    return time.perf_counter() - start, output
+
+
+def gflop_per_window(generator: torch.nn.Module, device: torch.device) -> float:
+    """GFLOP of one generator pass over a 1 x 1 x 128 x 128 window (FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        generator(torch.zeros(1, 1, 128, 128, device=device))
+    return counter.get_total_flops() / 1e9
+
+
+def conv_throughput_tflops(device: torch.device, dtype: torch.dtype, repeat: int = 20) -> float:
+    """Measured TFLOP/s of the generator's dominant convolution: 3 x 3, 256 -> 256 channels
+    on 32 x 32 (the residual blocks at the paper width), batch 64, channels-last."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype)
+    conv = conv.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    x = torch.randn(64, 256, 32, 32, device=device, dtype=dtype).contiguous(
+        memory_format=torch.channels_last
+    )
+    flops = 2.0 * 64 * 256 * 256 * 9 * 32 * 32
+    with torch.inference_mode():
+        for _ in range(3):
+            conv(x)
+        _synchronized(device)
+        start = time.perf_counter()
+        for _ in range(repeat):
+            conv(x)
+        _synchronized(device)
+    return flops * repeat / (time.perf_counter() - start) / 1e12
+
+
+def bench_gpu(
+    preset: str,
+    frame: np.ndarray,
+    mask: np.ndarray,
+    stride: int,
+    batch_size: int,
+    repeat: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """MONAI and ours on ``device`` (fp32 and bf16), milliseconds per image, FLOP floor."""
+    from monai.inferers import sliding_window_inference as monai_inference
+
+    torch.manual_seed(0)
+    generator = build_generator(get_model_preset(preset)).eval()
+    plain = copy.deepcopy(generator).to(device)
+    for parameter in plain.parameters():
+        parameter.requires_grad_(False)
+    x = torch.from_numpy(frame)[None, None].to(device)
+
+    def monai(precision: str) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+            with torch.inference_mode(), autocast:
+                out = monai_inference(
+                    x,
+                    roi_size=128,
+                    sw_batch_size=batch_size,
+                    predictor=plain,
+                    overlap=1.0 - stride / 128,
+                    mode="constant",
+                )
+            return np.asarray(out[0, 0].float().cpu().numpy())
+
+        return run
+
+    settings = SlidingWindowConfig(stride=stride, batch_size=batch_size)
+
+    def ours(precision: str) -> Callable[[], np.ndarray]:
+        model = TorchWindowModel(copy.deepcopy(generator), device, precision, True)
+        return lambda: sliding_window_inference(frame, model, settings, mask, device=device).output
+
+    methods = {
+        "monai fp32": monai("fp32"),
+        "monai bf16": monai("bf16"),
+        "ours fp32": ours("fp32"),
+        "ours bf16": ours("bf16"),
+    }
+    seconds = {name: float("inf") for name in methods}
+    outputs: dict[str, np.ndarray] = {}
+    for function in methods.values():
+        timed_on(device, function)  # warm-up: cuDNN autotuning, allocator
+    for _ in range(max(repeat, 3)):
+        for name, function in methods.items():
+            elapsed, outputs[name] = timed_on(device, function)
+            seconds[name] = min(seconds[name], elapsed)
+    starts = plan_grid((frame.shape[0], frame.shape[1]), 128, stride).starts()
+    kept = select_windows(mask, starts, 128, settings.mask_margin).size
+    gflop = gflop_per_window(plain, device)
+    tflops = conv_throughput_tflops(device, torch.bfloat16)
+    floor_s = kept * gflop / (tflops * 1e3)
+    return {
+        "preset": preset,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "stride": stride,
+        "batch_size": batch_size,
+        "windows": len(starts),
+        "windows_evaluated": kept,
+        "gflop_per_window": gflop,
+        "bf16_conv_tflops": tflops,
+        "flop_floor_s": floor_s,
+        "floor_fraction_ours_bf16": floor_s / seconds["ours bf16"],
+        "ms_per_image": {name: 1e3 * s for name, s in seconds.items()},
+        "ratio_vs_monai_fp32": {name: seconds["monai fp32"] / s for name, s in seconds.items()},
+        "max_abs_diff_in_breast_vs_monai_fp32": {
+            name: float(np.abs(out - outputs["monai fp32"])[mask].max())
+            for name, out in outputs.items()
+            if name != "monai fp32"
+        },
+    }
+
+
+def report_gpu(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"preset {result['preset']} on {result['device']}: stride {result['stride']}, batch "
+        f"{result['batch_size']}; {result['windows']} windows, {result['windows_evaluated']} "
+        f"touch the breast (ours evaluates those; MONAI all)"
+    ]
+    for name, ms in result["ms_per_image"].items():
+        ratio = result["ratio_vs_monai_fp32"][name]
+        diff = result["max_abs_diff_in_breast_vs_monai_fp32"].get(name)
+        diff_text = "" if diff is None else f"; max |diff| in breast vs monai fp32 {diff:.2e}"
+        lines.append(f"  {name:12s} {ms:9.1f} ms/image  {ratio:6.2f}x monai fp32{diff_text}")
+    lines.append(
+        f"  FLOP floor of ours bf16: {result['windows_evaluated']} windows x "
+        f"{result['gflop_per_window']:.2f} GFLOP / {result['bf16_conv_tflops']:.1f} TFLOP/s "
+        f"(bf16 3x3 conv) = {1e3 * result['flop_floor_s']:.1f} ms; ours bf16 reaches "
+        f"{result['floor_fraction_ours_bf16']:.0%} of it"
+    )
+    return lines
+
+
 def report(result: dict[str, Any]) -> list[str]:
     lines = [
         f"preset {result['preset']}: stride {result['stride']}, batch {result['batch_size']}, "
@@ -278,6 +437,13 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
     parser.add_argument("--bf16-windows", type=int, default=16)
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="cpu: the CPU comparison above; cuda (auto: when present): the GPU one",
+    )
+    parser.add_argument("--gpu-batch-size", type=int, default=128)
     parser.add_argument("--phantom", type=Path, default=None, help="existing full-size phantom")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -291,14 +457,22 @@ def main() -> None:
         print(line)
     frame, mask = frame_and_mask(phantom / "P0001" / f"{args.view}_LE.dcm")
     presets = ("small", "paper") if args.preset == "all" else (args.preset,)
+    device = resolve_device(args.device)
     results = []
     for preset in presets:
-        result = bench_preset(
-            preset, frame, mask, stride, args.batch_size, args.repeat, args.bf16_windows
-        )
+        if device.type == "cuda":
+            result = bench_gpu(
+                preset, frame, mask, stride, args.gpu_batch_size, args.repeat, device
+            )
+            lines = report_gpu(result)
+        else:
+            result = bench_preset(
+                preset, frame, mask, stride, args.batch_size, args.repeat, args.bf16_windows
+            )
+            lines = report(result)
         result["view"] = args.view
         results.append(result)
-        print("\n".join(report(result)), flush=True)
+        print("\n".join(lines), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

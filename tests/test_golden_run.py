@@ -44,9 +44,12 @@ pytestmark = pytest.mark.slow
 
 # A cohort whose test split holds enhancing lesions and halo-free images (seed 0: test patient
 # P0001, 4 images, 2 halo-free), trained for a fixed number of steps on one thread (pytest -n 2
-# runs another worker beside this one). Numbers in docs/results.md.
+# runs another worker beside this one). 300 steps, not fewer: the generator's weight average
+# lags the weights, and at 200 steps its lesion contrast sat at the criterion's threshold and
+# moved with the CPU's floating-point kernels (0.055 and 0.097 on two machines). Numbers in
+# docs/results.md.
 GOLDEN = DemoSettings(
-    patients=6, seed=0, minutes=None, max_steps=200, threads=1, bootstrap=50, lpips=False
+    patients=6, seed=0, minutes=None, max_steps=300, threads=1, bootstrap=50, lpips=False
 )
 CONTROLS = ("untrained", "swapped", "wrong_window")
 

@@ -155,6 +155,79 @@ def test_cli_bad_inputs_one_line_each_and_batch_goes_on(
     assert (out / "splits.json").is_file()
 
 
+def test_cli_bad_dicom_inputs_are_one_line_failures(
+    cohort: list[PairRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str], make_dicom
+) -> None:
+    """Corrupt bytes, no PixelData, a CT and a structured report among good pairs: each is
+    one line naming its file, the good pairs are cached, the exit is 1."""
+    pixels = np.tile(np.arange(64, dtype=np.uint16) * 40, (64, 1))
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(bytes(range(256)) * 4)
+    bad = {
+        junk: "not a DICOM file",
+        make_dicom(tmp_path / "nopix.dcm", pixels, with_pixels=False): "no pixel data",
+        make_dicom(tmp_path / "ct.dcm", pixels, modality="CT"): "modality CT",
+        make_dicom(
+            tmp_path / "sr.dcm",
+            pixels,
+            modality="SR",
+            with_pixels=False,
+            sop_class_uid="1.2.840.10008.5.1.4.1.1.88.11",
+        ): "modality SR",
+    }
+    rows = [
+        PairRecord(f"PX{i}", "", "L", "CC", le_path=path, rc_path=cohort[0].rc_path)
+        for i, path in enumerate(bad)
+    ]
+    out = tmp_path / "cache"
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "preprocess",
+                str(_write_manifest(tmp_path, [*rows, *cohort])),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+            ]
+        )
+    assert info.value.code == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    for path, problem in bad.items():
+        lines = [line for line in captured.err.splitlines() if line.startswith(f"{path}:")]
+        assert len(lines) == 1 and problem in lines[0], (path, captured.err)
+    assert "4 failed" in captured.out
+    index = json.loads((out / INDEX_NAME).read_text())
+    assert len(index["entries"]) == len(cohort) and len(index["failures"]) == len(bad)
+
+
+def test_cli_debug_shows_the_traceback_of_an_unexpected_error(
+    cohort: list[PairRecord],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cemsynth.cli as cli_module
+    import cemsynth.io.cache as cache_module
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cache_module, "process_pair", broken)
+    monkeypatch.setattr(cli_module, "_debug", False)  # restored after --debug sets it
+    argv = ["preprocess", str(_write_manifest(tmp_path, cohort)), "--workers", "1", "--out"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, str(tmp_path / "a")])
+    assert info.value.code == 1
+    captured = capsys.readouterr()
+    assert "internal error (RuntimeError: boom)" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+    # --debug: the error propagates to the interpreter, which prints its traceback
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", *argv, str(tmp_path / "b")])
+
+
 def test_cli_strict_stops_with_one_line(
     cohort: list[PairRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -125,6 +125,8 @@ def test_stats_errors_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not out.exists()
     scores.write_text("reader,patient_id,laterality,image_type,bpe,lesion\nR1,P1,L,clinical,a,1\n")
     assert_one_line_error(run([*argv, "--bpe-unit", "lobe"], capsys), "--bpe-unit")
+    assert_one_line_error(run([*argv, "--readers", "R2,R3"], capsys), "line 2: unknown reader 'R1'")
+    assert not out.exists()
     code, out_text, _ = run(argv, capsys)
     assert code == 0 and "report.html" in out_text
     assert sorted(p.name for p in out.iterdir()) == [

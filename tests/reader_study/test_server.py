@@ -240,3 +240,19 @@ def test_export_and_restart_keep_everything(study: BuildResult, clock: Clock) ->
         assert row["artifact_halo"] == "1" and row["bpe"] == "b"
     truth = admin.get("/api/admin/truth.csv").text
     assert truth == (key_dir(study.root) / "truth.csv").read_text()
+
+
+def test_answers_live_in_a_write_ahead_log_database(study: BuildResult, clock: Clock) -> None:
+    """WAL mode: a reader's saved answer is durable while another connection reads."""
+    import sqlite3
+
+    from cemsynth.reader_study.study import db_path
+
+    client = client_for(study.root, clock, "R1")
+    answered = answer_all(client, 1, clock)
+    db = sqlite3.connect(db_path(study.root))
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == answered > 0
+    finally:
+        db.close()

@@ -56,6 +56,8 @@ def roi_size_px(roi_size_mm: float, spacing_mm: tuple[float, float]) -> int:
 
 #: ROI pixels farther than this fraction of the side from the centre form its background ring.
 RING_FRACTION = 0.4
+#: Residues within this many float64 ulps of the background value count as background.
+ROUNDING_ULPS = 64
 
 
 def extract_rois(
@@ -92,7 +94,11 @@ def extract_rois(
             continue
         if subtract_background:
             reference = ring & inside if (ring & inside).any() else inside
-            roi = np.where(inside, roi - float(roi[reference].mean()), 0.0)
+            background = float(roi[reference].mean())
+            roi = np.where(inside, roi - background, 0.0)
+            # A flat ROI must give exact zeros, not the mean's rounding residue (which the
+            # Hotelling observer would read as a perfectly detectable signal).
+            roi[np.abs(roi) <= ROUNDING_ULPS * np.finfo(np.float64).eps * abs(background)] = 0.0
         elif not inside.all():
             roi = np.where(inside, roi, float(roi[inside].mean()))
         out[index] = roi.ravel()

@@ -171,6 +171,12 @@ def stats(
         int, typer.Option("--bootstrap", help="Bootstrap resamples for the kappa interval.")
     ] = BOOTSTRAP_SAMPLES,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = BOOTSTRAP_SEED,
+    readers: Annotated[
+        str | None,
+        typer.Option(
+            "--readers", help="The study's readers, e.g. R1,R2,R3: answers of others are errors."
+        ),
+    ] = None,
 ) -> None:
     """Accuracy, sensitivity, specificity, BPE kappa and paired tests; JSON, CSV and HTML."""
     from cemsynth.reader_study.report import write_outputs
@@ -178,7 +184,7 @@ def stats(
 
     truth_table = read_truth(truth)
     summary = analyse(
-        read_scores(scores, truth_table),
+        read_scores(scores, truth_table, None if readers is None else readers.split(",")),
         truth_table,
         bpe_unit=bpe_unit,
         bootstrap_samples=bootstrap,

@@ -107,14 +107,24 @@ def read_truth(path: Path) -> dict[BreastKey, Truth]:
     return truth
 
 
-def read_scores(path: Path, truth: dict[BreastKey, Truth]) -> list[Score]:
-    """Read ``scores.csv``; duplicates and breasts missing from the truth are errors."""
+def read_scores(
+    path: Path, truth: dict[BreastKey, Truth], readers: Sequence[str] | None = None
+) -> list[Score]:
+    """Read ``scores.csv``; duplicates, breasts missing from the truth and (when ``readers``
+    is given: the study's reader names) answers of an unknown reader are errors."""
     rows = read_rows(path, SCORE_COLUMNS)
+    known = None if readers is None else set(readers)
     present = [c for c in ARTIFACT_COLUMNS if c in rows[0].values]
     scores: list[Score] = []
     first: dict[tuple[str, BreastKey, str], int] = {}
     for row in rows:
         reader = parse_nonempty(path, row, "reader")
+        if known is not None and reader not in known:
+            raise InputFileError(
+                path,
+                f"line {row.line}: unknown reader {reader!r} (the study's readers: "
+                f"{', '.join(sorted(known))})",
+            )
         key = (parse_nonempty(path, row, "patient_id"), parse_laterality(path, row))
         image_type = parse_image_type(path, row)
         ident = (reader, key, image_type)
