@@ -118,11 +118,18 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
-    names += [g.name for g in app.registered_groups if g.name]
-    assert "phantom" in names
-    for name in names:
-        code, out, _ = run_cli([name, "--help"], capsys)
-        assert code == 0 and "Usage" in out, name
+    commands = [[name] for name in names]
+    for group in app.registered_groups:
+        if group.name and group.typer_instance is not None:
+            commands.append([group.name])
+            commands += [
+                [group.name, c.name or c.callback.__name__]  # type: ignore[union-attr]
+                for c in group.typer_instance.registered_commands
+            ]
+    assert ["phantom"] in commands and ["reader-study", "serve"] in commands
+    for command in commands:
+        code, out, _ = run_cli([*command, "--help"], capsys)
+        assert code == 0 and "Usage" in out, command
 
 
 @pytest.mark.parametrize(

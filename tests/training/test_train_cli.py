@@ -106,6 +106,30 @@ def test_bad_arguments_give_one_line(
     assert message in err and err.count("\n") == 1
 
 
+def test_out_of_memory_is_one_line_that_says_what_to_do(
+    tiny_cache: Path,
+    tiny_yaml: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cemsynth.training.step import TrainStep
+
+    def exhausted(self: TrainStep, le: torch.Tensor, rc: torch.Tensor) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(TrainStep, "__call__", exhausted)
+    run = tmp_path / "r"
+    code, _, err = run_cli(
+        ["train", str(tiny_cache), "--out", str(run), "--config", str(tiny_yaml)], capsys
+    )
+    assert code == 2
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("cemsynth: error:")]
+    assert len(errors) == 1, err
+    assert "out of CPU memory at batch 2" in errors[0] and "lower batch_size" in errors[0]
+
+
 def test_missing_cache_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["train", str(tmp_path / "none"), "--out", str(tmp_path / "r")], capsys)
     assert code == 2
