@@ -123,6 +123,31 @@ def timed(function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, output
 
 
+def monai_runner(
+    x: torch.Tensor, network: torch.nn.Module, stride: int, batch_size: int, bf16: bool
+) -> Callable[[], np.ndarray]:
+    """What a MONAI user would write: ``sliding_window_inference(roi_size=128, overlap=1 -
+    stride/128, mode="constant")`` over ``x`` ``(1, 1, rows, cols)`` under inference mode
+    (and bf16 autocast on ``x``'s device when ``bf16``); returns the float32 image."""
+    from monai.inferers import sliding_window_inference as monai_inference
+
+    def run() -> np.ndarray:
+        autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=bf16)
+        with torch.inference_mode(), autocast:
+            out = monai_inference(
+                x,
+                roi_size=128,
+                sw_batch_size=batch_size,
+                predictor=network,
+                overlap=1.0 - stride / 128,
+                mode="constant",
+            )
+        assert isinstance(out, torch.Tensor)  # one predictor output, one tensor
+        return np.asarray(out[0, 0].float().cpu().numpy())
+
+    return run
+
+
 def bench_preset(
     preset: str,
     frame: np.ndarray,
@@ -132,8 +157,6 @@ def bench_preset(
     repeat: int,
     bf16_windows: int,
 ) -> dict[str, Any]:
-    from monai.inferers import sliding_window_inference as monai_inference
-
     torch.manual_seed(0)
     generator = build_generator(get_model_preset(preset)).eval()
     plain = copy.deepcopy(generator)
@@ -149,17 +172,7 @@ def bench_preset(
     onnx_setup = time.perf_counter() - setup
     x = torch.from_numpy(frame)[None, None]
 
-    def monai() -> np.ndarray:
-        with torch.inference_mode():
-            out = monai_inference(
-                x,
-                roi_size=128,
-                sw_batch_size=batch_size,
-                predictor=plain,
-                overlap=1.0 - stride / 128,
-                mode="constant",
-            )
-        return np.asarray(out[0, 0].numpy())
+    monai = monai_runner(x, plain, stride, batch_size, bf16=False)
 
     def ours(
         model: Callable[[torch.Tensor], torch.Tensor], config: SlidingWindowConfig, n_workers: int
@@ -309,30 +322,12 @@ def bench_gpu(
     device: torch.device,
 ) -> dict[str, Any]:
     """MONAI and ours on ``device`` (fp32 and bf16), milliseconds per image, FLOP floor."""
-    from monai.inferers import sliding_window_inference as monai_inference
-
     torch.manual_seed(0)
     generator = build_generator(get_model_preset(preset)).eval()
     plain = copy.deepcopy(generator).to(device)
     for parameter in plain.parameters():
         parameter.requires_grad_(False)
     x = torch.from_numpy(frame)[None, None].to(device)
-
-    def monai(precision: str) -> Callable[[], np.ndarray]:
-        def run() -> np.ndarray:
-            autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
-            with torch.inference_mode(), autocast:
-                out = monai_inference(
-                    x,
-                    roi_size=128,
-                    sw_batch_size=batch_size,
-                    predictor=plain,
-                    overlap=1.0 - stride / 128,
-                    mode="constant",
-                )
-            return np.asarray(out[0, 0].float().cpu().numpy())
-
-        return run
 
     settings = SlidingWindowConfig(stride=stride, batch_size=batch_size)
 
@@ -341,8 +336,8 @@ def bench_gpu(
         return lambda: sliding_window_inference(frame, model, settings, mask, device=device).output
 
     methods = {
-        "monai fp32": monai("fp32"),
-        "monai bf16": monai("bf16"),
+        "monai fp32": monai_runner(x, plain, stride, batch_size, bf16=False),
+        "monai bf16": monai_runner(x, plain, stride, batch_size, bf16=True),
         "ours fp32": ours("fp32"),
         "ours bf16": ours("bf16"),
     }
