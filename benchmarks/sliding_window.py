@@ -79,6 +79,7 @@ from cemsynth.preprocess.resample import resample_bilinear, resample_nearest
 GRID_SHAPE = (712, 598)  # 2850 x 2394 at 0.1 mm -> 0.4 mm
 VIEWS = ("L_CC", "L_MLO", "R_CC", "R_MLO")
 RC_HALF_WIDTH = 350.0  # phantom RC window [1700, 2400]: stored units per unit of [-1, 1]
+CPU = torch.device("cpu")
 
 
 def phantom_folder(given: Path | None) -> Path:
@@ -117,9 +118,20 @@ def window_counts(phantom: Path, stride: int) -> list[str]:
     return lines
 
 
-def timed(function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+def _synchronized(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(
+    function: Callable[[], np.ndarray], device: torch.device = CPU
+) -> tuple[float, np.ndarray]:
+    """Wall seconds of ``function`` and its output; on a GPU with its queue drained before
+    and after."""
+    _synchronized(device)
     start = time.perf_counter()
     output = function()
+    _synchronized(device)
     return time.perf_counter() - start, output
 
 
@@ -269,20 +281,6 @@ def bench_bf16(
     }
 
 
-def _synchronized(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_on(device: torch.device, function: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    """Wall seconds of ``function`` with the device's queue drained before and after."""
-    _synchronized(device)
-    start = time.perf_counter()
-    output = function()
-    _synchronized(device)
-    return time.perf_counter() - start, output
-
-
 def gflop_per_window(generator: torch.nn.Module, device: torch.device) -> float:
     """GFLOP of one generator pass over a 1 x 1 x 128 x 128 window (FlopCounterMode)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -325,8 +323,6 @@ def bench_gpu(
     torch.manual_seed(0)
     generator = build_generator(get_model_preset(preset)).eval()
     plain = copy.deepcopy(generator).to(device)
-    for parameter in plain.parameters():
-        parameter.requires_grad_(False)
     x = torch.from_numpy(frame)[None, None].to(device)
 
     settings = SlidingWindowConfig(stride=stride, batch_size=batch_size)
@@ -344,10 +340,10 @@ def bench_gpu(
     seconds = {name: float("inf") for name in methods}
     outputs: dict[str, np.ndarray] = {}
     for function in methods.values():
-        timed_on(device, function)  # warm-up: cuDNN autotuning, allocator
+        timed(function, device)  # warm-up: cuDNN autotuning, allocator
     for _ in range(max(repeat, 3)):
         for name, function in methods.items():
-            elapsed, outputs[name] = timed_on(device, function)
+            elapsed, outputs[name] = timed(function, device)
             seconds[name] = min(seconds[name], elapsed)
     starts = plan_grid((frame.shape[0], frame.shape[1]), 128, stride).starts()
     kept = select_windows(mask, starts, 128, settings.mask_margin).size
