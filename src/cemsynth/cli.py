@@ -442,11 +442,20 @@ def predict(
         ),
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace files in OUT that predict did not write (never an input: inputs "
+            "inside OUT are always refused).",
+        ),
+    ] = False,
 ) -> None:
     """Synthesize recombined images from LE images, on their original pixel grid.
 
     Writes one image per input to OUT (DICOM: a derived, labelled image of the LE image's
-    study) and OUT/synthetic_manifest.csv. Exit code 0: done; 1: done, but some files
+    study) and OUT/synthetic_manifest.csv. Refuses, before any inference, an OUT that holds
+    an input or a file predict did not write. Exit code 0: done; 1: done, but some files
     failed (listed); 2: stopped.
     """
     from dataclasses import replace as replace_fields
@@ -480,7 +489,9 @@ def predict(
         soft_wrap=True,
     )
     report = BatchReport(strict=strict, echo=stderr)
-    summary = run_predict(inputs, predictor, out, chosen_format, report, console=stderr)
+    summary = run_predict(
+        inputs, predictor, out, chosen_format, report, console=stderr, overwrite=overwrite
+    )
     listed = f"; manifest {summary.manifest_path}" if summary.manifest_path else ""
     notes = []
     if summary.n_skipped:

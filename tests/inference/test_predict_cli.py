@@ -189,3 +189,86 @@ def test_png_inputs_smaller_than_a_window_and_same_names(
     assert "1/1 windows" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["le.png", "le_2.png"]
     assert read_image(out / "le_2.png").shape == (400, 320)
+
+
+# --- never write over what predict did not write ----------------------------------------------
+
+
+def _copy_le(phantom_exam: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "P0001_L_CC.dcm"
+    target.write_bytes((phantom_exam / "P0001" / "L_CC_LE.dcm").read_bytes())
+    return target
+
+
+def test_output_folder_holding_the_input_is_refused_and_the_input_kept(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reported data loss: ``predict d --out d`` replaced the LE image by its synthetic."""
+    le = _copy_le(phantom_exam, tmp_path / "d")
+    before = le.read_bytes()
+    code = run(["predict", str(tmp_path / "d"), "--model", str(tiny_run), "--out",
+                str(tmp_path / "d"), *TORCH_CPU, "--overwrite"])  # fmt: skip
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "inside the output folder" in errors[0] and str(le) in errors[0]
+    assert le.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["P0001_L_CC.dcm"]
+
+
+def test_png_input_in_the_output_folder_is_refused(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image as PILImage
+
+    from cemsynth.preprocess.synthetic import smooth_breast_pair
+
+    le, _, _ = smooth_breast_pair((200, 160), noise_std=5.0, seed=1)
+    scan = tmp_path / "scan.png"
+    PILImage.fromarray(np.rint(le.array).astype(np.uint16)).save(scan)
+    before = scan.read_bytes()
+    code = run(["predict", str(scan), "--model", str(tiny_run), "--out", str(tmp_path),
+                "--format", "png", *TORCH_CPU])  # fmt: skip
+    assert code == 2
+    assert "inside the output folder" in capsys.readouterr().err
+    assert scan.read_bytes() == before
+
+
+def test_a_file_predict_did_not_write_is_kept_unless_overwrite(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An LE image (not predict's) where the output of that view would go: refused before any
+    inference; replaced only with --overwrite; predict's own outputs are replaced on a rerun."""
+    out = tmp_path / "out"
+    foreign = _copy_le(phantom_exam, out)
+    before = foreign.read_bytes()
+    le = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    args = ["predict", str(le), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "not written by cemsynth predict" in errors[0]
+    assert "windows;" not in err  # refused before any inference
+    assert foreign.read_bytes() == before
+    assert run([*args, "--overwrite"]) == 0
+    assert foreign.read_bytes() != before
+    capsys.readouterr()
+    assert run(args) == 0  # its own output: replaced without being told
+    assert "windows;" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["dicom", "png", "tiff"])
+def test_outputs_are_labelled_and_recognised(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str
+) -> None:
+    from cemsynth.inference.outputs import SUFFIXES, made_by_predict
+
+    le = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    out = tmp_path / fmt
+    assert run(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
+                "--format", fmt, *TORCH_CPU]) == 0  # fmt: skip
+    assert made_by_predict(out / f"P0001_L_CC{SUFFIXES[fmt]}")
+    assert not made_by_predict(le)
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    assert not made_by_predict(tmp_path / "junk.png")
+    assert not made_by_predict(tmp_path / "missing.dcm")

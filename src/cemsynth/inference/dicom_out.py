@@ -49,6 +49,8 @@ PREVIEW_SERIES_DESCRIPTION = "SYNTHETIC recombined PREVIEW (cemsynth)"
 SERIES_NUMBER_OFFSET = 9000
 """Series number of the synthetic series: the LE image's plus this (kept below 2**31)."""
 MANUFACTURER = "cemsynth"
+MANUFACTURER_MODEL_NAME = "cemsynth synthetic recombined image"
+"""Also the label :func:`cemsynth.inference.outputs.made_by_predict` recognises."""
 IMAGE_COMMENTS = (
     "SYNTHETIC image computed by a neural network from the low-energy image; no contrast "
     "enhancement was imaged. Research use."
@@ -208,7 +210,7 @@ def build_synthetic_dataset(
     ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
     ds.Manufacturer = MANUFACTURER
-    ds.ManufacturerModelName = "cemsynth synthetic recombined image"
+    ds.ManufacturerModelName = MANUFACTURER_MODEL_NAME
     ds.SoftwareVersions = __version__
     ds.ImageType = list(SYNTHETIC_IMAGE_TYPE)
     ds.DerivationDescription = derivation_description(identity, source_uid, settings)

@@ -6,20 +6,27 @@ synthetic_manifest.csv`` lists ``patient_id, laterality, view, path, source`` fo
 whose three keys are known (``path`` relative to ``OUT``, ``source`` the LE file), which is
 what ``cemsynth evaluate`` and ``cemsynth reader-study build`` read to match outputs to cases.
 Rows of an earlier run into the same folder are kept unless this run rewrote their key.
+
+Every output says in its own header that cemsynth made it (DICOM ManufacturerModelName, the
+PNG ``Software`` text chunk, the TIFF Software tag): :func:`made_by_predict` reads that label,
+so ``predict`` replaces its own earlier outputs but never a file it did not write.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cemsynth import __version__
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import Image
-from cemsynth.inference.dicom_out import stored_pixels
+from cemsynth.inference.dicom_out import MANUFACTURER_MODEL_NAME, stored_pixels
 from cemsynth.io.atomic import atomic_path, write_text_atomic
 from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
 
@@ -28,6 +35,9 @@ MANIFEST_COLUMNS = ("patient_id", "laterality", "view", "path", "source")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 ViewKey = tuple[str, str, str]
+
+SOFTWARE_LABEL = f"{MANUFACTURER_MODEL_NAME}, cemsynth {__version__}"
+"""The PNG ``Software`` text and TIFF Software tag of every raster output."""
 
 
 def safe_name(text: str) -> str:
@@ -44,13 +54,16 @@ def output_name(key: ViewKey | None, source: Path, output_format: str) -> str:
 def write_png16(path: Path, image: Image) -> None:
     """16-bit grayscale PNG of the rounded stored values (0-65535), with its pixel spacing."""
     from PIL import Image as PILImage
+    from PIL.PngImagePlugin import PngInfo
 
     pixels = stored_pixels(image.array, 16)
     row_mm, col_mm = image.meta.pixel_spacing_mm
     dpi = (25.4 / col_mm, 25.4 / row_mm)
     try:
         with atomic_path(path) as tmp:
-            PILImage.fromarray(pixels).save(tmp, format="PNG", dpi=dpi)
+            info = PngInfo()
+            info.add_text("Software", SOFTWARE_LABEL)
+            PILImage.fromarray(pixels).save(tmp, format="PNG", dpi=dpi, pnginfo=info)
     except OSError as exc:
         raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
 
@@ -69,9 +82,45 @@ def write_tiff16(path: Path, image: Image) -> None:
                 photometric="minisblack",
                 resolution=(10.0 / col_mm, 10.0 / row_mm),
                 resolutionunit="CENTIMETER",
+                software=SOFTWARE_LABEL,
             )
     except OSError as exc:
         raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
+
+
+def made_by_predict(path: Path) -> bool:
+    """Whether the file at ``path`` is labelled as an output of ``cemsynth predict``.
+
+    Reads only the header, and only of a regular file (never blocks on a FIFO). An unreadable,
+    unlabelled or special file is not ours: False.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        if head[128:132] == b"DICM":
+            import pydicom
+
+            ds = pydicom.dcmread(
+                path, stop_before_pixels=True, specific_tags=["ManufacturerModelName"]
+            )
+            return str(ds.get("ManufacturerModelName", "")) == MANUFACTURER_MODEL_NAME
+        if head.startswith(b"\x89PNG"):
+            from PIL import Image as PILImage
+
+            with PILImage.open(path) as png:
+                label = str(png.info.get("Software", ""))
+        elif head[:4] in (b"II*\x00", b"MM\x00*"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tiff:
+                label = str(tiff.pages[0].software or "")  # type: ignore[union-attr]
+        else:
+            return False
+    except Exception:  # any unreadable file is simply not one of ours
+        return False
+    return label.startswith(MANUFACTURER_MODEL_NAME)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ Inputs, in the order given:
 A file that cannot be used (not an image, not an LE image, preprocessing that does not fit,
 an output that cannot be written) is reported as one line naming it; the others go on. The
 exit code is 0 when every file worked and 1 otherwise (``--strict``: stop at the first).
+
+Nothing a user had is ever written over. Before any inference the run is refused (one line,
+exit 2) when an input lies inside the output folder, or when an output would replace a file
+that ``predict`` did not write (its label says so, see :func:`~cemsynth.inference.outputs.
+made_by_predict`); ``overwrite=True`` (``--overwrite``) allows the second, never the first.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from cemsynth.batch import BatchReport
 from cemsynth.errors import CemsynthError, InputFileError
 from cemsynth.imaging import ImageMeta
 from cemsynth.inference.outputs import (
+    SUFFIXES,
     ManifestRow,
     ViewKey,
+    made_by_predict,
     output_name,
     write_png16,
     write_synthetic_manifest,
@@ -132,6 +139,73 @@ def unique_name(name: str, used: set[str]) -> str:
     return f"{path.stem}_{number}{path.suffix}"
 
 
+@dataclass(frozen=True)
+class PlannedOutput:
+    """An input and the file it will be written to (None: a non-LE image, skipped)."""
+
+    item: InputItem
+    target: Path | None
+
+
+def _planned_key(item: InputItem) -> ViewKey | None:
+    """The view key from the manifest row, else from the header (None when unknown/unreadable:
+    the file is read for real later and any problem is reported then)."""
+    if item.patient_id and item.laterality and item.view:
+        return (item.patient_id, item.laterality, item.view.upper())
+    from cemsynth.io.reader import read_image_meta
+
+    try:
+        meta = read_image_meta(item.path, item.pixel_spacing_mm)
+    except InputFileError:
+        return None
+    return view_key(item, meta)
+
+
+def plan_outputs(
+    items: Sequence[InputItem], out: Path, output_format: str, overwrite: bool
+) -> list[PlannedOutput]:
+    """Name every output before any inference, and refuse a run that could lose data.
+
+    Raises :class:`CemsynthError` (one line) when an input lies inside ``out`` (outputs would
+    land beside or over inputs), or, unless ``overwrite``, when a planned output would replace
+    an existing file that ``predict`` did not write.
+    """
+    root = out.resolve()
+    for item in items:
+        source = item.path.resolve()
+        if source == root or root in source.parents:
+            raise CemsynthError(
+                f"{item.path}: this input lies inside the output folder {out}; predict does "
+                "not write where its inputs are: choose another --out"
+            )
+    plan: list[PlannedOutput] = []
+    used: set[str] = set()
+    foreign: list[Path] = []
+    for item in items:
+        if is_skippable(item):
+            plan.append(PlannedOutput(item, None))
+            continue
+        key = _planned_key(item)
+        name = output_name(key, item.path, output_format)
+        if key is None:  # named after the file: two inputs may share a stem
+            name = unique_name(name, used)
+        # a second input of the same view is refused when it is read, so its name may repeat
+        used.add(name)
+        target = out / name
+        # a folder in the way is no file to lose: its write fails alone, later
+        present = (target.is_symlink() or target.exists()) and not target.is_dir()
+        if present and not made_by_predict(target):
+            foreign.append(target)
+        plan.append(PlannedOutput(item, target))
+    if foreign and not overwrite:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise CemsynthError(
+            f"{foreign[0]}: exists and was not written by cemsynth predict{more}; nothing was "
+            "written: choose another --out, or pass --overwrite to replace such files"
+        )
+    return plan
+
+
 def settings_text(predictor: Predictor) -> str:
     """The inference settings in words (for the DICOM labels and the log)."""
     model = predictor.model
@@ -186,11 +260,14 @@ def run_predict(
     report: BatchReport,
     console: Console | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> PredictSummary:
     """Predict every input, write the outputs and ``OUT/synthetic_manifest.csv``.
 
     Per-file problems go to ``report``; ``console`` (stderr) gets one timing line per image.
-    Raises :class:`CemsynthError` for problems with the whole run (unwritable folder).
+    Raises :class:`CemsynthError` for problems with the whole run (unwritable folder, an
+    input inside ``out``, an output over a file predict did not write; see
+    :func:`plan_outputs`), before any inference.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -199,15 +276,19 @@ def run_predict(
     console = console or Console(stderr=True)
     start = time.perf_counter()
     out = Path(out)
+    if output_format not in SUFFIXES:
+        raise CemsynthError(
+            f"unknown output format {output_format!r}; choose one of {', '.join(SUFFIXES)}"
+        )
+    summary = PredictSummary()
+    items = expand_inputs(inputs, report)
+    plan = plan_outputs(items, out, output_format, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CemsynthError(f"{out}: cannot create the output folder ({exc.strerror})") from None
-    summary = PredictSummary()
-    items = expand_inputs(inputs, report)
     rows: list[ManifestRow] = []
     produced: dict[ViewKey, Path] = {}
-    used: set[str] = set()
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -217,11 +298,11 @@ def run_predict(
         transient=True,
         disable=not (progress and console.is_terminal),
     ) as bar:
-        task = bar.add_task("predict", total=len(items))
-        for item in items:
+        task = bar.add_task("predict", total=len(plan))
+        for item, target in ((p.item, p.target) for p in plan):
             bar.update(task, description=item.path.name)
             try:
-                if is_skippable(item):
+                if target is None:
                     summary.n_skipped += 1
                     continue
                 if output_format == "dicom" and detect_format(item.path) != "dicom":
@@ -239,7 +320,6 @@ def run_predict(
                         f"{produced[key]}; not written",
                     )
                 prediction = predictor.predict(image)
-                target = out / unique_name(output_name(key, item.path, output_format), used)
                 written = time.perf_counter()
                 write_output(target, prediction, item, predictor, output_format)
                 seconds = dict(prediction.seconds, write=time.perf_counter() - written)
@@ -248,7 +328,6 @@ def run_predict(
             else:
                 report.add_success()
                 summary.outputs.append(target)
-                used.add(target.name)
                 if key is None:
                     summary.n_unlisted += 1
                 else:
