@@ -407,7 +407,11 @@ def predict(
     ] = None,
     blend: Annotated[
         str | None,
-        typer.Option("--blend", help=f"{' | '.join(BLEND_MODES)} (default: {_WINDOW.blend})."),
+        typer.Option(
+            "--blend",
+            help=f"{' | '.join(BLEND_MODES)} (default: {_WINDOW.blend}; mean: the paper's "
+            "intensity averaging, which shows seams on the window grid).",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,

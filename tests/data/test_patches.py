@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cemsynth.data.patches import PatchPair, PatchSampler
+from cemsynth.data.patches import CELL, PatchPair, PatchSampler, enhancement_cell_weights
 
 
 def _source(rows: int = 160, cols: int = 120, seed: int = 0) -> PatchPair:
@@ -124,3 +124,61 @@ def test_bad_arguments() -> None:
     empty.mask[:] = False
     with pytest.raises(ValueError, match="empty breast mask"):
         PatchSampler([empty]).sample(1, np.random.default_rng(0))
+
+
+# --- enhancement sampling -----------------------------------------------------------------
+
+
+def _blob_pair(seed: int) -> PatchPair:
+    """A 240 x 200 'breast' of noisy flat RC with one bright 20-pixel blob at (60, 150), and
+    a broad bright rim (a halo) along the skin line."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.indices((240, 200))
+    mask = ((rows - 120) / 115.0) ** 2 + (cols / 195.0) ** 2 < 1.0
+    rc = rng.normal(-0.5, 0.2, size=mask.shape).astype(np.float32)
+    rc[(rows - 60) ** 2 + (cols - 150) ** 2 < 10**2] += 0.8
+    edge = ((rows - 120) / 115.0) ** 2 + (cols / 195.0) ** 2
+    rc += np.where(mask, 0.3 * np.clip(edge - 0.6, 0, None) / 0.4, 0).astype(np.float32)
+    return PatchPair(le=np.zeros_like(rc), rc=np.where(mask, rc, -1).astype(np.float32), mask=mask)
+
+
+def test_enhancement_sampling_favours_enhancing_regions_from_the_rc_alone() -> None:
+    pair = _blob_pair(0)
+    blob_area = (np.indices(pair.mask.shape) - np.array([60, 150])[:, None, None]) ** 2
+    near_blob = blob_area.sum(axis=0) < 14**2
+    uniform = PatchSampler([pair], patch_size=32, sampling="uniform")
+    enhancing = PatchSampler([pair], patch_size=32, sampling="enhancement", boost=8.0)
+    shares = []
+    for sampler in (uniform, enhancing):
+        centres = sampler.sample(4000, np.random.default_rng(1)).centres
+        assert pair.mask[centres[:, 0], centres[:, 1]].all()  # always inside the breast
+        shares.append(near_blob[centres[:, 0], centres[:, 1]].mean())
+    expected = near_blob.sum() / pair.mask.sum()
+    assert shares[0] == pytest.approx(expected, abs=0.01)
+    assert shares[1] > 5 * shares[0]
+
+
+def test_enhancement_weights_ignore_the_broad_halo_and_follow_the_boost() -> None:
+    pair = _blob_pair(2)
+    flat = enhancement_cell_weights(pair.rc, pair.mask, boost=0.0)
+    weights = enhancement_cell_weights(pair.rc, pair.mask, boost=8.0)
+    cells_per_pixel = flat / CELL**2  # boost 0: weight = breast pixels of the cell
+    assert cells_per_pixel.max() <= 1.0 and np.array_equal(flat > 0, weights > 0)
+    ratio = np.divide(weights, flat, out=np.zeros_like(weights), where=flat > 0)
+    assert ratio.max() <= 1 + 3 * 8.0 + 1e-9
+    blob_cell = (60 // CELL, 150 // CELL)
+    assert ratio[blob_cell] > 10.0
+    rim = np.zeros_like(flat, dtype=bool)  # the halo band: inner edge of the breast outline
+    rows, cols = np.indices(flat.shape)
+    edge = ((rows * CELL - 120) / 115.0) ** 2 + ((cols * CELL) / 195.0) ** 2
+    rim[(edge > 0.75) & (edge < 0.9)] = True
+    assert np.median(ratio[rim & (flat > 0)]) < 2.0
+
+
+def test_enhancement_sampling_is_deterministic() -> None:
+    pair = _blob_pair(3)
+    first = PatchSampler([pair], 32, sampling="enhancement").sample(50, np.random.default_rng(5))
+    again = PatchSampler([pair], 32, sampling="enhancement").sample(50, np.random.default_rng(5))
+    assert np.array_equal(first.centres, again.centres)
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        PatchSampler([pair], 32, sampling="lesions")

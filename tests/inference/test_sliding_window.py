@@ -42,7 +42,15 @@ def dyadic_image(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def config(**changes: object) -> SlidingWindowConfig:
-    return SlidingWindowConfig(**changes)  # type: ignore[arg-type]
+    """The paper's mean blending unless ``changes`` say otherwise: its sums are exact, so the
+    hand cases and analytic predictors can be checked bit for bit."""
+    return SlidingWindowConfig(**{"blend": "mean", **changes})  # type: ignore[arg-type]
+
+
+def test_default_blending_is_gaussian_and_the_papers_mean_stays_available() -> None:
+    assert SlidingWindowConfig().blend == "gaussian"
+    assert (SlidingWindowConfig().window, SlidingWindowConfig().stride) == (128, 16)
+    assert SlidingWindowConfig(blend="mean").blend == "mean"
 
 
 # --- tiling ---------------------------------------------------------------------------------

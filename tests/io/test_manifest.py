@@ -147,3 +147,24 @@ def test_pair_record_validates_its_fields(tmp_path: Path) -> None:
         PairRecord("P", "", "left", "CC", tmp_path / "a", tmp_path / "b")
     with pytest.raises(ValueError, match="bpe_grade"):
         PairRecord("P", "", "L", "CC", tmp_path / "a", tmp_path / "b", bpe_grade="x")
+
+
+def test_ideal_rc_column_is_optional_and_round_trips(tmp_path: Path) -> None:
+    """Manifests written before the phantom's ideal RC (no ``ideal_rc_path``) still load; a
+    manifest with it keeps it, as a path relative to the manifest."""
+    old = _write(tmp_path / "old" / "manifest.csv", PHANTOM_HEADER + "\n" + PHANTOM_ROWS)
+    assert all(record.ideal_rc_path is None for record in read_manifest(old))
+    header = PHANTOM_HEADER.replace("lesion_mask_path,", "lesion_mask_path,ideal_rc_path,")
+    rows = PHANTOM_ROWS.replace("p0/lesion_L_CC.png,", "p0/lesion_L_CC.png,p0/ideal_L_CC.png,")
+    rows = rows.replace("p0/adipose_R_MLO.png,,", "p0/adipose_R_MLO.png,,,")
+    new = _write(tmp_path / "new" / "manifest.csv", header + "\n" + rows)
+    first, second = read_manifest(new)
+    assert first.ideal_rc_path == (tmp_path / "new" / "p0" / "ideal_L_CC.png").absolute()
+    assert second.ideal_rc_path is None
+    copy = tmp_path / "copy" / "manifest.csv"
+    write_manifest(copy, [first, second])
+    with open(copy, newline="", encoding="utf-8") as handle:
+        written = list(csv.DictReader(handle))
+    assert written[0]["ideal_rc_path"].endswith("ideal_L_CC.png")
+    assert not Path(written[0]["ideal_rc_path"]).is_absolute()
+    assert read_manifest(copy)[0].ideal_rc_path == first.ideal_rc_path

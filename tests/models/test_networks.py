@@ -128,9 +128,9 @@ def test_presets_and_unknown_name() -> None:
     assert get_model_preset("paper") == ModelConfig()
     small = get_model_preset("small")
     assert (small.gen_width, small.gen_residual_blocks) == (16, 3)
-    with pytest.raises(ConfigError, match="valid presets: paper, small"):
+    with pytest.raises(ConfigError, match="valid presets: paper, small, unet"):
         get_model_preset("huge")
-    assert set(MODEL_PRESETS) == {"paper", "small"}
+    assert set(MODEL_PRESETS) == {"paper", "small", "unet"}
 
 
 def test_model_config_round_trip_and_unknown_keys() -> None:
@@ -151,3 +151,60 @@ def test_seeded_builds_are_identical() -> None:
     b = build_cyclegan(get_model_preset("small"))
     for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(p, q), name
+
+
+# --- the U-Net of the "unet" preset ---------------------------------------------------------
+
+
+def _unet_hand_count(w: int, levels: int) -> int:
+    """Conv 3x3 with bias: 9 * i * o + o. Widths w, 2w, 4w, 8w, 8w, ..."""
+    widths = [w * 2 ** min(i, 3) for i in range(levels + 1)]
+
+    def conv(i: int, o: int, k: int = 3) -> int:
+        return k * k * i * o + o
+
+    encode = conv(1, widths[0]) + conv(widths[0], widths[0])
+    encode += sum(conv(widths[i], widths[i + 1]) + conv(widths[i + 1], widths[i + 1])
+                  for i in range(levels))  # fmt: skip
+    upsample = sum(conv(widths[i + 1], widths[i]) for i in range(levels))
+    decode = sum(conv(2 * widths[i], widths[i]) + conv(widths[i], widths[i]) for i in range(levels))
+    return encode + upsample + decode + conv(widths[0], 1, k=1)
+
+
+def test_unet_parameter_count_matches_the_hand_count() -> None:
+    unet = build_generator(MODEL_PRESETS["unet"])
+    assert count_parameters(unet) == _unet_hand_count(16, 4) == 1_420_881
+    narrow = ModelConfig(generator="unet", gen_width=8, unet_levels=2)
+    assert count_parameters(build_generator(narrow)) == _unet_hand_count(8, 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (37, 53), (128, 128), (130, 97)])
+def test_unet_output_shape_equals_input_shape(shape: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    unet = build_generator(ModelConfig(generator="unet", gen_width=4, unet_levels=3)).eval()
+    x = torch.rand(2, 1, *shape) * 2 - 1
+    with torch.no_grad():
+        y = unet(x)
+    assert y.shape == x.shape and y.abs().max() < 1.0
+
+
+def test_unet_output_does_not_depend_on_the_window_it_is_cut_from() -> None:
+    """Without normalisation a pixel's output depends only on its neighbourhood: two windows
+    offset by 32 pixels (a multiple of 2**levels) agree on their overlap away from the window
+    borders. The paper's InstanceNorm generator does not (its statistics are per window): the
+    source of window seams."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 1, 192, 192) * 2 - 1
+    image[..., :, 100:] -= 0.8  # windows that see different amounts of 'air'
+    unet = build_generator(ModelConfig(generator="unet", gen_width=4, unet_levels=3)).eval()
+    resnet = build_generator(ModelConfig(gen_width=4, gen_residual_blocks=1)).eval()
+    with torch.no_grad():
+        for network, agrees in ((unet, True), (resnet, False)):
+            a = network(image[..., 0:128, 0:128])[..., 48:80, 64:96]
+            b = network(image[..., 0:128, 32:160])[..., 48:80, 32:64]
+            assert torch.allclose(a, b, atol=1e-5) is agrees
+
+
+def test_unknown_generator_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"model\.generator must be one of resnet, unet"):
+        ModelConfig(generator="vit")

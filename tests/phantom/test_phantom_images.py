@@ -53,7 +53,7 @@ def test_manifest_has_the_promised_columns_and_four_views_per_patient(cohort: Co
         assert row["bpe_grade"] in "abcd" and row["lesion_present"] in ("0", "1")
         assert row["halo"] in ("0", "1") and row["lesion_enhancing"] in ("0", "1")
         for key in ("le_path", "rc_path", "breast_mask_path", "fgt_mask_path",
-                    "adipose_mask_path", "lesion_mask_path"):  # fmt: skip
+                    "adipose_mask_path", "lesion_mask_path", "ideal_rc_path"):  # fmt: skip
             assert not Path(row[key]).is_absolute() and (out / row[key]).is_file()
 
 
@@ -191,6 +191,53 @@ def test_halo_images_show_excess_peripheral_signal_that_others_lack(cohort: Coho
     assert np.median(clean) < 50.0
 
 
+def ideal(out: Path, row: dict[str, str]) -> np.ndarray:
+    return np.asarray(Image.open(out / row["ideal_rc_path"])).astype(np.float64)
+
+
+def test_ideal_rc_is_the_clinical_rc_without_noise(cohort: Cohort) -> None:
+    """On halo-free images the clinical RC is the ideal RC plus zero-mean quantum noise: equal
+    means, a residual as noisy as the RC's own pixel-to-pixel noise, and an ideal image with
+    (almost) none of it."""
+    out, _ = cohort
+    checked = 0
+    for row in rows_of(cohort):
+        if row["halo"] == "1":
+            continue
+        rc = pixels(out / row["rc_path"])
+        perfect = ideal(out, row)
+        inner = ndimage.binary_erosion(mask(out / row["breast_mask_path"]), iterations=25)
+        residual = (rc - perfect)[inner]
+        # pixel-to-pixel noise from horizontal neighbour differences (anatomy cancels)
+        rc_noise = np.std(np.diff(rc, axis=1)[inner[:, 1:]]) / np.sqrt(2)
+        ideal_noise = np.std(np.diff(perfect, axis=1)[inner[:, 1:]]) / np.sqrt(2)
+        assert abs(residual.mean()) < 0.05 * rc_noise
+        assert residual.std() == pytest.approx(rc_noise, rel=0.15)
+        assert ideal_noise < 0.3 * rc_noise  # what is left: edges of vessels and gland
+        checked += 1
+    assert checked >= 4
+
+
+def test_ideal_rc_has_no_halo_and_keeps_the_iodine(cohort: Cohort) -> None:
+    """The halo (scatter over-correction near the skin line) is in the clinical RC only, while
+    enhancing lesions are as bright in the ideal RC as in the clinical one."""
+    out, _ = cohort
+    halo_clinical, halo_ideal, lesion_gap = [], [], []
+    for row in rows_of(cohort):
+        breast = mask(out / row["breast_mask_path"])
+        adipose = mask(out / row["adipose_mask_path"])
+        rc, perfect = pixels(out / row["rc_path"]), ideal(out, row)
+        if row["halo"] == "1":
+            halo_clinical.append(halo_index(rc, breast, adipose))
+            halo_ideal.append(halo_index(perfect, breast, adipose))
+        if row["lesion_enhancing"] == "1" and row["halo"] == "0":
+            lesion = mask(out / row["lesion_mask_path"])
+            lesion_gap.append(abs(rc[lesion].mean() - perfect[lesion].mean()))
+    assert len(halo_clinical) >= 4
+    assert np.median(halo_clinical) > 100.0 and max(halo_ideal) < 50.0
+    assert lesion_gap and max(lesion_gap) < 10.0  # stored units; lesions enhance by hundreds
+
+
 def test_halo_share_is_configurable(tmp_path: Path) -> None:
     for share in (0.0, 1.0):
         result = write_cohort(
@@ -221,7 +268,7 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(tmp_path: Pat
     write_cohort(tmp_path / "c", seed=12, workers=1, **common)  # type: ignore[arg-type]
     a, b, c = (_digest(tmp_path / name) for name in "abc")
     assert a == b
-    assert len(a) == 2 * 4 * 6 + 2  # 2 patients x 4 views x (2 DICOM + 4 masks) + 2
+    assert len(a) == 2 * 4 * 7 + 2  # 2 patients x 4 views x (2 DICOM + 4 masks + ideal RC) + 2
     assert a["P0001/L_CC_LE.dcm"] != c["P0001/L_CC_LE.dcm"]
 
 

@@ -24,6 +24,11 @@ def test_defaults_are_the_papers() -> None:
     assert config.lr_generator == config.lr_discriminator == 2e-4
     assert (config.adam_beta1, config.adam_beta2) == (0.5, 0.999)
     assert (config.loss_mae, config.loss_ssim, config.loss_identity) == (0.5, 0.5, 10.0)
+    # the paper's method, untouched by the CPU recipe's options
+    assert (config.sampling, config.grad_clip_norm, config.reverse_generator) == (
+        "uniform", 0.0, True,
+    )  # fmt: skip
+    assert config.model.generator == "resnet" and config.ema_decay == 0.0
     assert TRAIN_PRESETS["paper"] == config
 
 
@@ -31,7 +36,7 @@ def test_small_preset_and_unknown_preset() -> None:
     small = get_train_preset("small")
     assert small.model == MODEL_PRESETS["small"]
     with pytest.raises(
-        ConfigError, match="unknown training preset 'tiny'; valid presets: paper, small"
+        ConfigError, match="unknown training preset 'tiny'; valid presets: paper, small, unet"
     ):
         get_train_preset("tiny")
 
@@ -58,7 +63,10 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("batchsize: 4\n", "unknown key 'batchsize'; valid keys: version, preset, model, seed"),
-        ("model:\n  width: 4\n", "unknown key 'width'; valid keys: channels, gen_width"),
+        (
+            "model:\n  width: 4\n",
+            "unknown key 'width'; valid keys: channels, generator, unet_levels, gen_width",
+        ),
         ("precision: fp16\n", "precision must be one of auto, fp32, bf16"),
         ("batch_size: 0\n", "batch_size must be an integer >= 1"),
         ("adam_beta1: 1.5\n", r"adam_beta1 must be in \[0, 1\)"),

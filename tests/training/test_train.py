@@ -317,3 +317,33 @@ def test_resume_needs_the_same_weight_average_setting(tiny_cache: Path, tmp_path
         run_training(
             tiny_cache, tmp_path / "run", tiny_config(max_steps=2, ema_decay=0.9), resume=True
         )
+
+
+def test_supervised_step_trains_only_the_le_to_rc_generator(tiny_cache: Path) -> None:
+    """reverse_generator off and adversarial weight 0 (the unet preset): one network is
+    updated; the reverse generator and both discriminators are not run, nor changed."""
+    torch.manual_seed(0)
+    config = tiny_config(
+        reverse_generator=False, loss_adversarial=0.0, loss_cycle=0.0, loss_identity=0.0,
+        loss_paired=1.0, loss_mae=1.0, loss_ssim=0.0, grad_clip_norm=0.5,
+    )  # fmt: skip
+    nets = build_cyclegan(config.model)
+    before = {name: p.detach().clone() for name, p in nets.named_parameters()}
+    opt_g, opt_d = make_optimizers(nets, 1e-3, 1e-3, (0.9, 0.999))
+    step = TrainStep(nets, StepNetworks.plain(nets), opt_g, opt_d, config.loss_weights(), None,
+                     "cpu", reverse_generator=False, grad_clip_norm=0.5)  # fmt: skip
+    le, rc = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = (nets.g_le_to_rc(le) - rc).abs().mean()
+    losses = step(le, rc)
+    assert losses["g_paired"] == pytest.approx(expected.item(), rel=1e-5)
+    for name in ("g_adversarial", "g_cycle", "g_identity", "d_le", "d_rc"):
+        assert losses[name].item() == 0.0
+    for name, value in nets.named_parameters():
+        changed = not torch.equal(before[name], value)
+        assert changed is name.startswith("g_le_to_rc."), name
+
+
+def test_reverse_generator_off_needs_no_cycle() -> None:
+    with pytest.raises(ConfigError, match="needs loss_cycle 0"):
+        tiny_config(reverse_generator=False, loss_cycle=1.0)

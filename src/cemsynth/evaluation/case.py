@@ -24,10 +24,12 @@ import numpy.typing as npt
 
 from cemsynth.errors import InputFileError
 from cemsynth.evaluation import metrics as px
+from cemsynth.evaluation.artifacts import checkerboard_index, seam_index
 from cemsynth.evaluation.config import (
     BASELINE_FLAT_OWN,
     BASELINE_FLAT_TRAIN,
     BASELINE_LE,
+    IDEAL,
     PREDICTION_SOURCES,
     SYNTHETIC,
     EvaluationConfig,
@@ -51,6 +53,8 @@ from cemsynth.io.manifest import PairRecord
 from cemsynth.preprocess.config import PreprocessConfig
 from cemsynth.preprocess.intensity import WindowRecord, unwindow, window
 
+#: Image types whose window-seam and checkerboard indices are reported.
+ARTIFACT_SOURCES = ("clinical", SYNTHETIC)
 #: Image types whose tissue CNR, lesion CNR and halo index are reported.
 REGION_SOURCES = ("le", "clinical", SYNTHETIC, BASELINE_LE)
 HALO_SOURCES = ("clinical", SYNTHETIC, BASELINE_LE)
@@ -124,6 +128,44 @@ def _optional_mask(
     except InputFileError as exc:
         notes.append(f"{what} mask unusable ({exc.problem}): its metrics are not computed")
         return None
+
+
+def model_pixels_to_scored(
+    preprocess: PreprocessConfig, spacing_mm: tuple[float, float], bin_factor: int
+) -> float:
+    """Scored-grid pixels per model-grid pixel (the model works on the preprocessed grid).
+
+    ``spacing_mm`` is the original image's (row, col) spacing; scoring bins it by
+    ``bin_factor``. Uses the mean of the two axes (mammograms have square pixels).
+    """
+    original = (spacing_mm[0] + spacing_mm[1]) / 2.0
+    if preprocess.target_spacing_mm is not None:
+        model = preprocess.target_spacing_mm
+    else:
+        model = original * float(preprocess.downsample_factor or 1)
+    return model / (original * bin_factor)
+
+
+def _optional_ideal(
+    record: PairRecord, shape: tuple[int, int], notes: list[str]
+) -> FloatArray | None:
+    """The manifest's ideal RC (stored units, float32 of ``shape``), or None with a note."""
+    from cemsynth.io.reader import read_image
+
+    if record.ideal_rc_path is None:
+        return None
+    try:
+        ideal = read_image(record.ideal_rc_path, record.pixel_spacing_mm)
+    except InputFileError as exc:
+        notes.append(f"ideal RC unusable ({exc.problem}): not scored against it")
+        return None
+    if ideal.shape != shape:
+        notes.append(
+            f"ideal RC is {ideal.shape[0]} x {ideal.shape[1]}, the LE {shape[0]} x {shape[1]}: "
+            "not scored against it"
+        )
+        return None
+    return ideal.array
 
 
 def baseline_images(
@@ -230,7 +272,10 @@ def evaluate_case(
     adipose = _optional_mask(record.adipose_mask_path, shape, "adipose", notes)
     lesion = _optional_mask(record.lesion_mask_path, shape, "lesion", notes)
 
+    ideal_rc = _optional_ideal(record, shape, notes)
+
     factor = config.bin_factor
+    le_spacing_mm = le_image.meta.pixel_spacing_mm
     spacing = (
         le_image.meta.pixel_spacing_mm[0] * factor,
         le_image.meta.pixel_spacing_mm[1] * factor,
@@ -289,6 +334,19 @@ def evaluate_case(
         for name, distance in zip(PREDICTION_SOURCES, distances, strict=True):
             values[f"{name}_lpips"] = distance
 
+    # 2b. against the ideal RC (phantom truth: no noise, no halo), and the ideal as the ceiling
+    if ideal_rc is not None:
+        ideal_w, _ = window(px.bin_image(ideal_rc, factor), *preprocess.rc_window)
+        for name in (*PREDICTION_SOURCES, "clinical"):
+            test = windowed[name]
+            values[f"{name}_mae_breast_ideal"] = px.mae(ideal_w, test, breast)
+            values[f"{name}_psnr_breast_ideal"] = px.psnr(ideal_w, test, rng2, breast)
+            values[f"{name}_ssim_breast_ideal"] = px.ssim(ideal_w, test, rng2, breast, sigma)
+        values[f"{IDEAL}_mae_breast"] = px.mae(rc_w, ideal_w, breast)
+        values[f"{IDEAL}_psnr_breast"] = px.psnr(rc_w, ideal_w, rng2, breast)
+        values[f"{IDEAL}_ssim_breast"] = px.ssim(rc_w, ideal_w, rng2, breast, sigma)
+        del ideal_rc
+
     # 3. tissue CNR (the paper's Table 2), windowed scale
     if fgt is None or adipose is None:
         notes.append("no fibroglandular/adipose masks: tissue CNR not computed")
@@ -314,6 +372,12 @@ def evaluate_case(
     halo_case: bool | None = record.halo
     if halo_case is None and math.isfinite(values["clinical_halo"]):
         halo_case = values["clinical_halo"] > config.halo_threshold
+
+    # 4b. periodic artifacts of patch-based synthesis, on the model's grid
+    scale = model_pixels_to_scored(preprocess, le_spacing_mm, factor)
+    for name in ARTIFACT_SOURCES:
+        values[f"{name}_seam_index"] = seam_index(windowed[name], breast, scale)
+        values[f"{name}_checkerboard_index"] = checkerboard_index(windowed[name], breast, scale)
 
     # 5. lesion detectability: lesion CNR, CHO ROIs, hallucinated blobs
     has_lesion = lesion is not None and bool(lesion.any())

@@ -22,9 +22,15 @@ PREDICTION_SOURCES = (SYNTHETIC, BASELINE_LE, BASELINE_FLAT_TRAIN, BASELINE_FLAT
 #: The baselines a model must beat; the last one is an oracle (it uses the case's own RC).
 BASELINES = (BASELINE_LE, BASELINE_FLAT_TRAIN, BASELINE_FLAT_OWN)
 ORACLE_BASELINES = (BASELINE_FLAT_OWN,)
+#: The simulator's ideal RC (no quantum noise, no halo) where the manifest has one: a second
+#: reference for every source, and itself the ceiling row against the clinical RC.
+IDEAL = "ideal"
+#: The pixel metrics scored against the ideal RC (metric name ``{source}_{metric}_ideal``).
+IDEAL_METRICS = ("mae_breast", "psnr_breast", "ssim_breast")
 SOURCE_LABELS = {
     "le": "LE",
     "clinical": "clinical RC",
+    IDEAL: "ideal RC (ceiling)",
     SYNTHETIC: "synthetic",
     BASELINE_LE: "baseline: LE in RC window",
     BASELINE_FLAT_TRAIN: "baseline: flat at train mean",

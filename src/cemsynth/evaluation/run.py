@@ -48,6 +48,7 @@ from cemsynth.evaluation.config import (
     SYNTHETIC,
     EvaluationConfig,
 )
+from cemsynth.evaluation.criteria import PIXEL_METRICS, REFERENCE_TARGETS, Targets, judge
 from cemsynth.evaluation.matching import PredictionFinder
 from cemsynth.evaluation.observer import hotelling_dprime
 from cemsynth.evaluation.stats import bootstrap_ci, pearson, summarise, wilcoxon_family
@@ -75,8 +76,6 @@ ID_COLUMNS = (
     "prediction",
     "notes",
 )
-#: Pixel metrics of the verdict: (metric suffix, True when higher is better).
-VERDICT_PIXEL_METRICS = (("mae_breast", False), ("psnr_breast", True), ("ssim_breast", True))
 BREAKDOWN_METRICS = (
     "synthetic_mae_breast",
     "synthetic_psnr_breast",
@@ -208,12 +207,13 @@ def run_evaluation(
     splits_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
     write_report: bool = True,
+    targets: Targets = REFERENCE_TARGETS,
 ) -> EvaluationResult:
     """Evaluate the predictions in ``pred_dir`` against the manifest's clinical RC images.
 
     Writes ``metrics.csv``, ``summary.json`` and (``write_report``) ``report.html`` into
-    ``out``. Raises :class:`CemsynthError` when ``pred_dir`` is missing or nothing could be
-    evaluated.
+    ``out``; the verdict in both judges against ``targets``. Raises :class:`CemsynthError`
+    when ``pred_dir`` is missing or nothing could be evaluated.
     """
     start = time.perf_counter()
     _check_extras()
@@ -265,7 +265,7 @@ def run_evaluation(
         if progress is not None:
             progress(f"{len(cases)}/{len(selected)} {case.name}")
 
-    summary = summarise_cases(cases, skipped, config)
+    summary = summarise_cases(cases, skipped, config, targets)
     summary.update(
         {
             "inputs": {
@@ -379,61 +379,36 @@ def detectability(cases: Sequence[CaseResult], config: EvaluationConfig) -> dict
     return out
 
 
-def _verdict(metrics: dict[str, Any], detect: dict[str, Any]) -> dict[str, Any]:
-    """Does the model beat every baseline on pixel metrics and on lesion detectability?"""
-    table: dict[str, dict[str, Any]] = {}
-    pixel_ok = True
-    lesion_ok: bool | None = True
-    for baseline in BASELINES:
-        row: dict[str, Any] = {}
-        for suffix, higher in VERDICT_PIXEL_METRICS:
-            model = metrics.get(f"{SYNTHETIC}_{suffix}", {}).get("mean", math.nan)
-            base = metrics.get(f"{baseline}_{suffix}", {}).get("mean", math.nan)
-            beats = (model > base) if higher else (model < base)
-            beats = bool(beats) if math.isfinite(model) and math.isfinite(base) else False
-            row[suffix] = {"model": model, "baseline": base, "beats": beats}
-            pixel_ok &= beats
-        model_d = detect["sources"][SYNTHETIC]["dprime"]
-        base_d = detect["sources"][baseline]["dprime"]
-        if math.isfinite(model_d) and math.isfinite(base_d):
-            beats_d: bool | None = bool(model_d > base_d)
-            lesion_ok = None if lesion_ok is None else (lesion_ok and bool(beats_d))
-        else:
-            beats_d = None
-            lesion_ok = None
-        row["dprime"] = {"model": model_d, "baseline": base_d, "beats": beats_d}
-        table[baseline] = row
-    if lesion_ok is None:
-        status = "not assessable"
-        text = (
-            "no lesion-detectability comparison was possible (no lesion-present or no "
-            "lesion-absent ROIs); pixel metrics alone do not make a model result count"
-        )
-    elif pixel_ok and lesion_ok:
-        status = "counts"
-        text = "the model beats every baseline on pixel metrics and on lesion detectability"
-    else:
-        status = "does not count"
-        losses = [
-            f"{SOURCE_LABELS[b]} on {m}"
-            for b, row in table.items()
-            for m, cell in row.items()
-            if cell["beats"] is False
-        ]
-        text = "the model does not beat: " + "; ".join(losses)
+def lesion_contrast_summary(cases: Sequence[CaseResult]) -> dict[str, Any]:
+    """Mean lesion-to-ring CNR over images of enhancing lesions, synthetic and clinical.
+
+    Only images whose lesion CNR is finite in both count; ``share_brighter`` is the share of
+    them where the synthetic lesion is brighter than its ring (CNR > 0).
+    """
+    pairs = [
+        (c.values["synthetic_lesion_cnr"], c.values["clinical_lesion_cnr"])
+        for c in cases
+        if c.record.lesion_enhancing
+        and math.isfinite(c.values.get("synthetic_lesion_cnr", math.nan))
+        and math.isfinite(c.values.get("clinical_lesion_cnr", math.nan))
+    ]
+    n = len(pairs)
     return {
-        "status": status,
-        "text": text,
-        "pixel_ok": pixel_ok,
-        "lesion_ok": lesion_ok,
-        "table": table,
+        "n_images": n,
+        "synthetic": float(np.mean([p[0] for p in pairs])) if n else math.nan,
+        "clinical": float(np.mean([p[1] for p in pairs])) if n else math.nan,
+        "share_brighter": sum(1 for p in pairs if p[0] > 0) / n if n else math.nan,
     }
 
 
 def summarise_cases(
-    cases: Sequence[CaseResult], skipped: Sequence[SkippedCase], config: EvaluationConfig
+    cases: Sequence[CaseResult],
+    skipped: Sequence[SkippedCase],
+    config: EvaluationConfig,
+    targets: Targets = REFERENCE_TARGETS,
 ) -> dict[str, Any]:
-    """Every aggregate of ``summary.json`` except inputs and settings."""
+    """Every aggregate of ``summary.json`` except inputs and settings; the verdict judges
+    them against ``targets`` (:func:`cemsynth.evaluation.criteria.judge`)."""
     groups = [c.record.patient_id for c in cases]
     b, seed, conf = config.bootstrap_samples, config.seed, config.confidence
     metrics = {
@@ -503,7 +478,7 @@ def summarise_cases(
             )
         )
     for baseline in BASELINES:
-        for suffix, _ in VERDICT_PIXEL_METRICS:
+        for suffix, _, _ in PIXEL_METRICS:
             comparisons.append(
                 (
                     suffix,
@@ -548,7 +523,7 @@ def summarise_cases(
     breakdown_tests = [t.to_dict() for t in wilcoxon_family(group_tests, config.fdr_alpha)]
 
     notes = [{"case": c.name, "note": note} for c in cases for note in c.notes]
-    return {
+    summary: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
         "version": SUMMARY_VERSION,
         "counts": {"evaluated": len(cases), "skipped": len(skipped)},
@@ -561,13 +536,17 @@ def summarise_cases(
         "halo": halo,
         "detectability": detect,
         "hallucinations": blobs,
+        "lesion_contrast": lesion_contrast_summary(cases),
         "tests": tests,
         "breakdowns": breakdowns,
         "breakdown_tests": breakdown_tests,
-        "verdict": _verdict(metrics, detect)
-        if cases
-        else {"status": "not assessable", "text": "nothing evaluated"},
     }
+    summary["verdict"] = (
+        judge(summary, targets).to_dict()
+        if cases
+        else {"status": "not assessable", "text": "nothing evaluated", "criteria": []}
+    )
+    return summary
 
 
 def metrics_csv(cases: Sequence[CaseResult]) -> str:

@@ -465,7 +465,7 @@ def _index_phantom(root: Path, manifest: Path, report: BatchReport) -> IndexResu
     listed = {
         _normalized(path)
         for record in records
-        for path in (record.le_path, record.rc_path, *_mask_paths(record))
+        for path in (record.le_path, record.rc_path, *_truth_paths(record))
     }
     unlisted = [_normalized(f.path) for f in files if _normalized(f.path) not in listed]
     result = IndexResult(
@@ -510,7 +510,7 @@ def _index_phantom(root: Path, manifest: Path, report: BatchReport) -> IndexResu
     return result
 
 
-def _mask_paths(record: PairRecord) -> list[Path]:
+def _truth_paths(record: PairRecord) -> list[Path]:
     return [
         path
         for path in (
@@ -518,6 +518,7 @@ def _mask_paths(record: PairRecord) -> list[Path]:
             record.fgt_mask_path,
             record.adipose_mask_path,
             record.lesion_mask_path,
+            record.ideal_rc_path,
         )
         if path is not None
     ]

@@ -6,10 +6,12 @@ Format (UTF-8 CSV, header row, one row per pair; see ``docs/data-pipeline.md``):
   ``L`` or ``R``; ``view`` is e.g. ``CC``/``MLO`` and must not be empty; ``study_uid`` may be
   empty (a dataset without study UIDs).
 - optional truth (empty = unknown): ``breast_mask_path, fgt_mask_path, adipose_mask_path,
-  lesion_mask_path`` (paths), ``lesion_present, lesion_enhancing, halo`` (``0``/``1``),
-  ``lesion_kind`` (text; the phantom writes ``none`` when there is no lesion), ``bpe_grade``
-  (``a``-``d``), ``density`` (text, e.g. ACR ``a``-``d``), ``pixel_spacing_mm`` (one number,
-  or ``row;col``, used only for image files without spacing of their own).
+  lesion_mask_path`` (paths), ``ideal_rc_path`` (the ideal recombined image a simulator can
+  write: no quantum noise, perfect scatter correction; same grid and stored scale as the
+  RC), ``lesion_present, lesion_enhancing, halo`` (``0``/``1``), ``lesion_kind`` (text;
+  the phantom writes ``none`` when there is no lesion), ``bpe_grade`` (``a``-``d``),
+  ``density`` (text, e.g. ACR ``a``-``d``), ``pixel_spacing_mm`` (one number, or
+  ``row;col``, used only for image files without spacing of their own).
 - any other column is kept verbatim in :attr:`PairRecord.extra` and written back, so a round
   trip loses nothing. The truth columns are written only when some record has a truth value
   (a manifest made by ``cemsynth index`` from clinical DICOM has none).
@@ -33,11 +35,13 @@ from cemsynth.phantom.config import BPE_GRADES
 
 REQUIRED_COLUMNS = ("patient_id", "study_uid", "laterality", "view", "le_path", "rc_path")
 MASK_COLUMNS = ("breast_mask_path", "fgt_mask_path", "adipose_mask_path", "lesion_mask_path")
+IDEAL_RC_COLUMN = "ideal_rc_path"
+TRUTH_PATH_COLUMNS = (*MASK_COLUMNS, IDEAL_RC_COLUMN)
 BOOL_COLUMNS = ("lesion_present", "lesion_enhancing", "halo")
 TEXT_COLUMNS = ("lesion_kind", "bpe_grade", "density")
 SPACING_COLUMN = "pixel_spacing_mm"
 OPTIONAL_COLUMNS = (
-    *MASK_COLUMNS,
+    *TRUTH_PATH_COLUMNS,
     "lesion_present",
     "lesion_enhancing",
     "lesion_kind",
@@ -68,8 +72,10 @@ class PairRecord:
     """One low-energy / recombined pair of the same breast, view and exam, with optional truth.
 
     Paths are absolute once read. ``laterality`` is "L" or "R"; ``view`` e.g. "CC", "MLO".
-    Truth fields are None when unknown. ``pixel_spacing_mm`` (row, col) in mm is a per-pair
-    override for image files that carry no spacing. ``extra`` holds every other CSV column.
+    Truth fields are None when unknown; ``ideal_rc_path`` is the simulator's ideal recombined
+    image (no quantum noise, no halo), which only phantom data has. ``pixel_spacing_mm``
+    (row, col) in mm is a per-pair override for image files that carry no spacing. ``extra``
+    holds every other CSV column.
     """
 
     patient_id: str
@@ -82,6 +88,7 @@ class PairRecord:
     fgt_mask_path: Path | None = None
     adipose_mask_path: Path | None = None
     lesion_mask_path: Path | None = None
+    ideal_rc_path: Path | None = None
     lesion_present: bool | None = None
     lesion_enhancing: bool | None = None
     lesion_kind: str | None = None
@@ -251,7 +258,7 @@ def record_from_row(
         if not cell(name):
             raise fail(f"{name} is empty")
         paths[name] = resolve_path_text(cell(name), folder)
-    for name in MASK_COLUMNS:
+    for name in TRUTH_PATH_COLUMNS:
         paths[name] = resolve_path_text(cell(name), folder) if cell(name) else None
 
     flags: dict[str, bool | None] = {}
@@ -284,6 +291,7 @@ def record_from_row(
         fgt_mask_path=paths["fgt_mask_path"],
         adipose_mask_path=paths["adipose_mask_path"],
         lesion_mask_path=paths["lesion_mask_path"],
+        ideal_rc_path=paths[IDEAL_RC_COLUMN],
         lesion_present=flags["lesion_present"],
         lesion_enhancing=flags["lesion_enhancing"],
         lesion_kind=cell("lesion_kind") or None,
@@ -311,7 +319,7 @@ def _parse_spacing(text: str, fail: Callable[[str], InputFileError]) -> tuple[fl
 
 
 def _check_files(record: PairRecord, path: Path, line: int) -> None:
-    for name in ("le_path", "rc_path", *MASK_COLUMNS):
+    for name in ("le_path", "rc_path", *TRUTH_PATH_COLUMNS):
         target = getattr(record, name)
         if target is not None and not Path(target).is_file():
             raise InputFileError(path, f"line {line}: {name} {target} does not exist")

@@ -12,7 +12,7 @@ from torch import nn
 
 from cemsynth.models.config import ModelConfig
 from cemsynth.models.discriminator import PatchDiscriminator, build_discriminator
-from cemsynth.models.generator import ResnetGenerator, build_generator
+from cemsynth.models.generator import build_generator
 
 NETWORK_NAMES = ("g_le_to_rc", "g_rc_to_le", "d_le", "d_rc")
 
@@ -29,8 +29,8 @@ class CycleGAN(nn.Module):
 
     def __init__(
         self,
-        g_le_to_rc: ResnetGenerator,
-        g_rc_to_le: ResnetGenerator,
+        g_le_to_rc: nn.Module,
+        g_rc_to_le: nn.Module,
         d_le: PatchDiscriminator,
         d_rc: PatchDiscriminator,
     ) -> None:

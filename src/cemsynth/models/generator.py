@@ -154,10 +154,15 @@ def pad_to_multiple(
     return F.pad(x, (0, pad_cols, 0, pad_rows), mode=mode)
 
 
-def build_generator(config: ModelConfig) -> ResnetGenerator:
-    """A freshly initialised generator (uses the torch global RNG: seed it first)."""
+def build_generator(config: ModelConfig) -> nn.Module:
+    """A freshly initialised generator of ``config.generator``'s kind (uses the torch global
+    RNG: seed it first)."""
     from cemsynth.models.init import init_weights
 
+    if config.generator == "unet":
+        from cemsynth.models.unet import build_unet
+
+        return build_unet(config)
     network = ResnetGenerator(
         channels=config.channels,
         width=config.gen_width,

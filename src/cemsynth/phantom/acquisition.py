@@ -26,10 +26,16 @@ U16 = npt.NDArray[np.uint16]
 
 @dataclass
 class Acquisition:
-    """Stored images (uint16, ``bits_stored`` bits) and what made them."""
+    """Stored images (uint16, ``bits_stored`` bits) and what made them.
+
+    ``ideal_recombined`` is the same exposure recombined without quantum noise and with
+    perfect scatter correction (so without the halo), on the same stored scale: what an ideal
+    prediction from the LE image could approach (iodine, vessels, lesions; no noise).
+    """
 
     low_energy: U16
     recombined: U16
+    ideal_recombined: U16
     recombination_weight: float
     halo: bool
     scatter_kernel_mm: float
@@ -118,11 +124,17 @@ def acquire(
     breast = distance > 0
     blur_px = config.detector_blur_mm / pixel
     logs = []
+    ideal_logs = []
     for a_c, spr_per_cm, quanta_per_mm2 in (
         (a_low_c, config.spr_per_cm_le, config.le_quanta_per_mm2),
         (a_high_c, config.spr_per_cm_he, config.he_quanta_per_mm2),
     ):
         primary_c = np.exp(-a_c)
+        # Perfect scatter correction leaves the blurred primary; no quanta, no noise.
+        ideal = np.exp(-upsample(a_c, factor, shape))
+        if blur_px >= 0.3:
+            ideal = ndimage.gaussian_filter(ideal, blur_px)
+        ideal_logs.append(-np.log(np.maximum(ideal, np.float32(1e-6))))
         spr = spr_per_cm * nominal_cm
         scatter = scatter_field(
             primary_c * relative,
@@ -161,18 +173,23 @@ def acquire(
     le += np.float32(config.le_center)
     background = config.le_background + 2.0 * rng.standard_normal(shape, dtype=np.float32)
     le = np.where(breast, le, background)
-    rc = log_high - np.float32(weight) * log_low
-    rc -= upsample(ref_high_c - np.float32(weight) * ref_low_c, factor, shape)
-    rc *= np.float32(config.rc_gain)
-    rc += np.float32(config.rc_offset)
+    reference = upsample(ref_high_c - np.float32(weight) * ref_low_c, factor, shape)
+
+    def recombine(high: F32, low: F32) -> F32:
+        combined = high - np.float32(weight) * low - reference
+        return combined * np.float32(config.rc_gain) + np.float32(config.rc_offset)
+
+    rc = recombine(log_high, log_low)
     # Like LE, the recombined image's background is set to a flat value with mild noise.
     rc = np.where(breast, rc, config.rc_offset + 2.0 * rng.standard_normal(shape, dtype=np.float32))
+    ideal_rc = np.where(breast, recombine(ideal_logs[1], ideal_logs[0]), config.rc_offset)
     le_stored = np.clip(np.rint(le), 0, max_value).astype(np.uint16)
     rc_stored = np.clip(np.rint(rc), 0, max_value).astype(np.uint16)
     return (
         Acquisition(
             low_energy=le_stored,
             recombined=rc_stored,
+            ideal_recombined=np.clip(np.rint(ideal_rc), 0, max_value).astype(np.uint16),
             recombination_weight=weight,
             halo=halo,
             scatter_kernel_mm=config.scatter_kernel_mm,

@@ -7,6 +7,8 @@ Layout under the output folder (paths in the manifest are relative to it)::
     P0001/L_CC_LE.dcm           low-energy image
     P0001/L_CC_RC.dcm           recombined image
     P0001/truth/L_CC_breast.png breast, fgt, adipose and lesion masks: 8-bit PNG, 0 or 255
+    P0001/truth/L_CC_ideal_rc.png the ideal recombined image (no quantum noise, perfect scatter
+                                correction, so no halo): 16-bit PNG in RC stored values
 
 Every random draw comes from a generator seeded by (seed, patient, breast, view), so the files
 do not depend on the number of workers or their order. Files are written atomically and the
@@ -49,7 +51,7 @@ MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = (
     "patient_id", "study_uid", "laterality", "view", "le_path", "rc_path",
     "breast_mask_path", "fgt_mask_path", "adipose_mask_path", "lesion_mask_path",
-    "lesion_present", "lesion_enhancing", "lesion_kind", "bpe_grade", "halo",
+    "ideal_rc_path", "lesion_present", "lesion_enhancing", "lesion_kind", "bpe_grade", "halo",
     "density", "glandular_fraction", "thickness_mm", "rolloff_mm", "pixel_mm", "rows", "cols",
     "lesion_diameter_mm", "lesion_iodine_mg_per_ml", "lesion_row", "lesion_col",
     "recombination_weight", "halo_rolloff_error",
@@ -168,11 +170,16 @@ def truth_masks(
     }
 
 
-def _write_png(path: Path, mask: npt.NDArray[np.bool_]) -> None:
+def _write_png(path: Path, pixels: npt.NDArray[np.bool_] | npt.NDArray[np.uint16]) -> None:
+    """A mask as 8-bit 0/255, or uint16 stored values as a 16-bit grayscale PNG."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, "PNG", compress_level=1)
+    if pixels.dtype == np.bool_:
+        image = Image.fromarray(pixels.astype(np.uint8) * 255, mode="L")
+    else:
+        image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint16))
+    image.save(buffer, "PNG", compress_level=1)
     write_atomic(path, lambda handle: handle.write(buffer.getvalue()))
 
 
@@ -206,12 +213,13 @@ def simulate_patient(
             )
             masks = truth_masks(anatomy, distance, geometry.anatomy_factor, config)
             le, rc = acquisition.low_energy, acquisition.recombined
+            ideal_rc = acquisition.ideal_recombined
             lesion_rc = anatomy.lesion_center_rc
             if lesion_rc is not None:
                 k = geometry.anatomy_factor
                 lesion_rc = ((lesion_rc[0] + 0.5) * k - 0.5, (lesion_rc[1] + 0.5) * k - 0.5)
             if side == "R":  # canonical images have the chest wall at column 0
-                le, rc = np.fliplr(le), np.fliplr(rc)
+                le, rc, ideal_rc = np.fliplr(le), np.fliplr(rc), np.fliplr(ideal_rc)
                 masks = {name: np.fliplr(m) for name, m in masks.items()}
                 if lesion_rc is not None:
                     lesion_rc = (lesion_rc[0], geometry.cols - 1 - lesion_rc[1])
@@ -220,6 +228,7 @@ def simulate_patient(
                 "le_path": f"{patient_id}/{stem}_LE.dcm",
                 "rc_path": f"{patient_id}/{stem}_RC.dcm",
                 **{f"{name}_mask_path": f"{patient_id}/truth/{stem}_{name}.png" for name in masks},
+                "ideal_rc_path": f"{patient_id}/truth/{stem}_ideal_rc.png",
             }
             for kind, pixels, kvp, window, number in (
                 ("LE", le, config.le_kvp, LE_WINDOW, 1 + 2 * side_index + view_index),
@@ -236,6 +245,7 @@ def simulate_patient(
                 write_dicom(out / relative[f"{kind.lower()}_path"], pixels, exam, info)
             for name, mask in masks.items():
                 _write_png(out / relative[f"{name}_mask_path"], mask)
+            _write_png(out / relative["ideal_rc_path"], ideal_rc)
             lesion = spec.lesion
             rows.append({
                 "patient_id": patient_id,

@@ -30,11 +30,12 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
 from cemsynth.models.config import ModelConfig
 from cemsynth.models.cyclegan import NETWORK_NAMES, CycleGAN
-from cemsynth.models.generator import ResnetGenerator, build_generator
+from cemsynth.models.generator import build_generator
 from cemsynth.preprocess.config import PreprocessConfig
 
 CHECKPOINT_FORMAT = "cemsynth-checkpoint"
@@ -296,7 +297,7 @@ def load_generator(
     path_or_run_dir: Path | str,
     device: str | torch.device = "cpu",
     direction: str = "g_le_to_rc",
-) -> tuple[ResnetGenerator, ModelConfig, PreprocessConfig]:
+) -> tuple[nn.Module, ModelConfig, PreprocessConfig]:
     """The trained LE -> RC generator, ready for inference, with the configs it needs.
 
     Args:

@@ -84,8 +84,14 @@ def load_training_data(
     flip_ud: bool,
     val_patches: int,
     seed: int,
+    sampling: str,
+    sampling_boost: float,
 ) -> TrainingData:
     """Open the cache and its ``splits.json``, build the sampler, draw the validation patches.
+
+    ``sampling``/``sampling_boost`` choose the training patch centres (see
+    :class:`~cemsynth.data.patches.PatchSampler`); validation patches are always uniform, so
+    validation losses of runs with different sampling compare.
 
     Raises InputFileError / CemsynthError (one line each) for a missing or empty cache, a
     missing split, a split naming entries the cache lacks, or no training images.
@@ -116,7 +122,13 @@ def load_training_data(
         )
     sources: list[PatchSource] = [cache.load(key, mmap=True) for key in train_keys]
     sampler = PatchSampler(
-        sources, patch_size=patch_size, padding=padding, flip_lr=flip_lr, flip_ud=flip_ud
+        sources,
+        patch_size=patch_size,
+        padding=padding,
+        flip_lr=flip_lr,
+        flip_ud=flip_ud,
+        sampling=sampling,
+        boost=sampling_boost,
     )
     val_keys = list(splits.entries["val"])
     val = (

@@ -238,6 +238,8 @@ class Trainer:
             flip_ud=config.flip_ud,
             val_patches=config.val_patches,
             seed=config.seed,
+            sampling=config.sampling,
+            sampling_boost=config.sampling_boost,
         )
         self.sampler_rng = train_rng(config.seed, info.rank)
 
@@ -277,6 +279,8 @@ class Trainer:
             config.loss_weights(),
             autocast_dtype=self.autocast_dtype,
             device_type=device.type,
+            reverse_generator=config.reverse_generator,
+            grad_clip_norm=config.grad_clip_norm,
         )
 
     # --- setup ------------------------------------------------------------------------------

@@ -15,8 +15,11 @@ Generator update (both generators, one optimiser), with ``x`` = LE and ``y`` = R
          + identity * [MAE(same_rc, y) + MAE(same_le, x)]
          + paired   * [mix(fake_rc, y) + mix(fake_le, x)]
 
-``mix`` is ``mae * MAE + ssim * (1 - SSIM)``. The discriminators take no gradient here (their
-parameters are frozen for this backward pass). Discriminator update (one optimiser)::
+``mix`` is ``mae * MAE + ssim * (1 - SSIM)``. Terms of weight 0 are skipped, and with
+``reverse_generator`` False every term of the RC -> LE direction is left out (the supervised
+LE -> RC regression of the ``unet`` preset: one network pass per step). The discriminators
+take no gradient here (their parameters are frozen for this backward pass). Discriminator
+update (one optimiser)::
 
     loss = LSd(d_rc(y), d_rc(fake_rc)) + LSd(d_le(x), d_le(fake_le))
 
@@ -109,6 +112,13 @@ class TrainStep:
         weights: the generator objective's weights.
         autocast_dtype: run the networks under autocast with this dtype (None: float32).
         device_type: "cpu" or "cuda" (for autocast).
+        reverse_generator: also train ``g_rc_to_le`` (the cycle-GAN); False trains the
+            LE -> RC direction alone (then the cycle weight must be 0).
+        grad_clip_norm: clip the generators' gradient to this total L2 norm before their
+            update (0: no clipping, the paper's setting).
+
+    Terms whose weight is 0 are not computed (reported as 0); with ``adversarial`` 0 the
+    discriminators are not run or updated at all.
     """
 
     def __init__(
@@ -120,8 +130,12 @@ class TrainStep:
         weights: LossWeights,
         autocast_dtype: torch.dtype | None,
         device_type: str,
+        reverse_generator: bool = True,
+        grad_clip_norm: float = 0.0,
     ) -> None:
         self.nets = nets
+        self.reverse_generator = reverse_generator
+        self.grad_clip_norm = grad_clip_norm
         self.call = call
         self.opt_g = opt_g
         self.opt_d = opt_d
@@ -147,32 +161,43 @@ class TrainStep:
         w = self.weights
         c = self.call
         mix_weights = {"mae_weight": w.mae, "ssim_weight": w.ssim}
+        zero = torch.zeros((), device=le.device)
+        reverse = self.reverse_generator
+        adversarial_on = w.adversarial > 0
 
         # --- generators -----------------------------------------------------------------
         self.opt_g.zero_grad(set_to_none=True)
         with frozen([self.nets.d_le, self.nets.d_rc]):
             with self._autocast():
                 fake_rc = c.g_le_to_rc(le)
-                fake_le = c.g_rc_to_le(rc)
-                cycle_le = c.g_rc_to_le(fake_rc)
-                cycle_rc = c.g_le_to_rc(fake_le)
-                score_rc = c.d_rc_frozen(fake_rc)
-                score_le = c.d_le_frozen(fake_le)
+                fake_le = c.g_rc_to_le(rc) if reverse else None
+                if w.cycle > 0 and fake_le is not None:
+                    cycle_le = c.g_rc_to_le(fake_rc)
+                    cycle_rc = c.g_le_to_rc(fake_le)
+                if adversarial_on:
+                    score_rc = c.d_rc_frozen(fake_rc)
+                    score_le = c.d_le_frozen(fake_le) if fake_le is not None else None
                 if w.identity > 0:
                     same_rc = c.g_le_to_rc(rc)
-                    same_le = c.g_rc_to_le(le)
-            adversarial = lsgan_generator_loss(score_rc) + lsgan_generator_loss(score_le)
-            cycle = mae_ssim_loss(cycle_le, le, **mix_weights) + mae_ssim_loss(
-                cycle_rc, rc, **mix_weights
-            )
-            identity = (
-                mae_loss(same_rc, rc) + mae_loss(same_le, le)
-                if w.identity > 0
-                else torch.zeros((), device=le.device)
-            )
-            paired = mae_ssim_loss(fake_rc, rc, **mix_weights) + mae_ssim_loss(
-                fake_le, le, **mix_weights
-            )
+                    same_le = c.g_rc_to_le(le) if reverse else None
+            adversarial = zero
+            if adversarial_on:
+                adversarial = lsgan_generator_loss(score_rc)
+                if score_le is not None:
+                    adversarial = adversarial + lsgan_generator_loss(score_le)
+            cycle = zero
+            if w.cycle > 0 and fake_le is not None:
+                cycle = mae_ssim_loss(cycle_le, le, **mix_weights) + mae_ssim_loss(
+                    cycle_rc, rc, **mix_weights
+                )
+            identity = zero
+            if w.identity > 0:
+                identity = mae_loss(same_rc, rc)
+                if same_le is not None:
+                    identity = identity + mae_loss(same_le, le)
+            paired = mae_ssim_loss(fake_rc, rc, **mix_weights)
+            if fake_le is not None:
+                paired = paired + mae_ssim_loss(fake_le, le, **mix_weights)
             g_total = (
                 w.adversarial * adversarial
                 + w.cycle * cycle
@@ -180,18 +205,27 @@ class TrainStep:
                 + w.paired * paired
             )
             g_total.backward()
+        if self.grad_clip_norm > 0:
+            parameters = [p for group in self.opt_g.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip_norm)
         self.opt_g.step()
 
-        # --- discriminators -------------------------------------------------------------
-        self.opt_d.zero_grad(set_to_none=True)
-        fake_rc, fake_le = fake_rc.detach(), fake_le.detach()
-        with self._autocast():
-            real_rc_score, fake_rc_score = c.d_rc(rc), c.d_rc(fake_rc)
-            real_le_score, fake_le_score = c.d_le(le), c.d_le(fake_le)
-        d_rc = lsgan_discriminator_loss(real_rc_score, fake_rc_score)
-        d_le = lsgan_discriminator_loss(real_le_score, fake_le_score)
-        (d_rc + d_le).backward()
-        self.opt_d.step()
+        # --- discriminators (only when they have a say in the generators' objective) -----
+        d_rc = d_le = zero
+        if adversarial_on:
+            self.opt_d.zero_grad(set_to_none=True)
+            fake_rc = fake_rc.detach()
+            with self._autocast():
+                real_rc_score, fake_rc_score = c.d_rc(rc), c.d_rc(fake_rc)
+            d_rc = lsgan_discriminator_loss(real_rc_score, fake_rc_score)
+            d_total = d_rc
+            if fake_le is not None:
+                with self._autocast():
+                    real_le_score, fake_le_score = c.d_le(le), c.d_le(fake_le.detach())
+                d_le = lsgan_discriminator_loss(real_le_score, fake_le_score)
+                d_total = d_total + d_le
+            d_total.backward()
+            self.opt_d.step()
 
         return {
             "g_total": g_total.detach(),
