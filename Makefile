@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck benchmark clean
+.PHONY: demo test install system-deps lint typecheck benchmark reference clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cemsynth needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
@@ -29,6 +29,10 @@ install: $(STAMP)
 # wrote; anything else there stops it with a one-line message).
 demo: $(STAMP)
 	$(BIN)/cemsynth demo --force
+
+# The CPU recipe's reference run (docs/results.md): an hour of training, a learning curve.
+reference: $(STAMP)
+	$(BIN)/cemsynth reference-run
 
 # Debian's chromium for the reader-study browser tests; without root they skip, saying why.
 system-deps:
@@ -52,4 +56,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/sliding_window.py --preset small
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output reference-output

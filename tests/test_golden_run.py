@@ -31,6 +31,7 @@ from cemsynth.demo import (
     DemoResult,
     DemoSettings,
     demo_train_config,
+    demo_window,
     evaluate_split,
     run_demo,
     synthesize_split,
@@ -135,7 +136,7 @@ def _untrained(golden: DemoResult, tmp_path: Path) -> Path:
         tmp_path / "test_manifest.csv",
         run_dir,
         synthetic,
-        GOLDEN,
+        demo_window(GOLDEN),
         threads=1,
         console=Console(file=io.StringIO()),
     )

@@ -666,6 +666,51 @@ def demo(
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+@app.command("reference-run")
+def reference_run(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: reference-output).")
+    ] = None,
+    patients: Annotated[
+        int | None, typer.Option("--patients", help="Phantom patients (default 60).")
+    ] = None,
+    minutes: Annotated[
+        str | None,
+        typer.Option(
+            "--minutes",
+            help="Training minutes at which the model is scored, comma-separated; the last "
+            "is the training budget (default 10,20,40,60).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 1).")] = None,
+) -> None:
+    """The CPU recipe's reference run: a phantom cohort, the unet preset trained for up to an
+    hour, and at each point of a learning curve the test split synthesized with predict's
+    defaults and scored against the reference targets (OUT/reference.json, OUT/curve/)."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `demo`
+    from cemsynth.reference import REFERENCE_OUT, ReferenceSettings, run_reference
+
+    defaults = ReferenceSettings()
+    try:
+        curve = (
+            tuple(float(part) for part in minutes.split(","))
+            if minutes is not None
+            else defaults.curve_minutes
+        )
+    except ValueError:
+        raise CemsynthError(
+            f"--minutes must be numbers separated by commas, got {minutes!r}"
+        ) from None
+    settings = ReferenceSettings(
+        patients=defaults.patients if patients is None else patients,
+        seed=defaults.seed if seed is None else seed,
+        curve_minutes=curve,
+    )
+    run_reference(out if out is not None else REFERENCE_OUT, settings)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and an exit code."""
     command = typer.main.get_command(app)

@@ -48,6 +48,7 @@ from cemsynth.io.messages import counted
 
 if TYPE_CHECKING:
     from cemsynth.evaluation import EvaluationResult
+    from cemsynth.inference import SlidingWindowConfig
     from cemsynth.preprocess.config import PreprocessConfig
     from cemsynth.training import TrainConfig, TrainResult
 
@@ -257,6 +258,13 @@ def demo_train_config(settings: DemoSettings) -> TrainConfig:
     )
 
 
+def demo_window(settings: DemoSettings) -> SlidingWindowConfig:
+    """``cemsynth predict``'s sliding window with the demo's stride."""
+    from cemsynth.inference import SlidingWindowConfig
+
+    return SlidingWindowConfig(stride=settings.stride)
+
+
 class _Stages:
     """Numbered stage headers, their wall times, and which stage was running."""
 
@@ -357,14 +365,22 @@ def run_demo(
     return result
 
 
-def _run_stages(
-    out: Path,
-    settings: DemoSettings,
-    deadline: float | None,
-    threads: int,
-    stages: _Stages,
-    console: Console,
-) -> DemoResult:
+@dataclass(frozen=True)
+class PhantomDataset:
+    """A simulated cohort indexed, preprocessed and split: what training and scoring read."""
+
+    manifest: Path
+    cache: Path
+    splits: Path
+    test_images: int
+
+
+def build_phantom_dataset(
+    out: Path, patients: int, seed: int, stages: _Stages, console: Console
+) -> PhantomDataset:
+    """The first four stages: phantom cohort -> manifest -> cache (preset
+    :data:`DEMO_PRESET`) -> patient split, under ``out`` (``phantom/``, ``manifest.csv``,
+    ``cache/``). Raises CemsynthError when an input fails or the test split is empty."""
     from cemsynth.batch import BatchReport, available_cpus
     from cemsynth.data.splits import SPLITS_NAME, SplitConfig, split_cache
     from cemsynth.index import index_folder, write_index
@@ -373,13 +389,12 @@ def _run_stages(
     from cemsynth.phantom.config import PhantomConfig
     from cemsynth.preprocess.config import get_preset
 
-    start = time.perf_counter()
     phantom_dir = out / "phantom"
     with stages.stage("phantom"):
         cohort = write_cohort(
             phantom_dir,
-            n_patients=settings.patients,
-            seed=settings.seed,
+            n_patients=patients,
+            seed=seed,
             pixel_mm=DEMO_PIXEL_MM,
             size=DEMO_SIZE,
             config=PhantomConfig(),
@@ -411,9 +426,8 @@ def _run_stages(
         report.print_summary(console, what="files")
         raise CemsynthError(f"{len(report.failures)} demo inputs failed; see the list above")
 
-    splits_path = cache_dir / SPLITS_NAME
     with stages.stage("split"):
-        splits = split_cache(cache_dir, SplitConfig(seed=settings.seed))
+        splits = split_cache(cache_dir, SplitConfig(seed=seed))
         console.print(
             ", ".join(
                 f"{name} {counted(len(splits.patients[name]), 'patient')} / "
@@ -424,7 +438,21 @@ def _run_stages(
     n_test = len(splits.entries["test"])
     if n_test == 0:
         raise CemsynthError("the test split is empty; give the demo more --patients")
+    return PhantomDataset(manifest, cache_dir, cache_dir / SPLITS_NAME, n_test)
 
+
+def _run_stages(
+    out: Path,
+    settings: DemoSettings,
+    deadline: float | None,
+    threads: int,
+    stages: _Stages,
+    console: Console,
+) -> DemoResult:
+    start = time.perf_counter()
+    dataset = build_phantom_dataset(out, settings.patients, settings.seed, stages, console)
+    manifest, cache_dir, splits_path = dataset.manifest, dataset.cache, dataset.splits
+    n_test = dataset.test_images
     run_dir = out / "run"
     train_config = demo_train_config(settings)
     time_limit = None
@@ -448,7 +476,14 @@ def _run_stages(
     test_manifest = out / "test_manifest.csv"
     with stages.stage("synthesize", f" (stride {settings.stride})"):
         checkpoint = synthesize_split(
-            manifest, splits_path, test_manifest, run_dir, synthetic_dir, settings, threads, console
+            manifest,
+            splits_path,
+            test_manifest,
+            run_dir,
+            synthetic_dir,
+            demo_window(settings),
+            threads,
+            console,
         )
 
     report_dir = out / REPORT_DIR
@@ -552,7 +587,7 @@ def synthesize_split(
     test_manifest: Path,
     run_dir: Path,
     synthetic_dir: Path,
-    settings: DemoSettings,
+    window: SlidingWindowConfig,
     threads: int,
     console: Console,
 ) -> Path:
@@ -560,22 +595,19 @@ def synthesize_split(
 
     Writes ``test_manifest`` (the test rows of ``manifest``), loads the model in ``run_dir``
     (``best.pt``, else ``last.pt``) once and runs ``cemsynth predict``'s batch over it with
-    ``settings.stride``. Returns the checkpoint used. Raises CemsynthError if an image fails.
+    the sliding ``window``. Returns the checkpoint used. Raises CemsynthError if an image
+    fails.
     """
     from cemsynth.batch import BatchReport
     from cemsynth.data.splits import read_splits
-    from cemsynth.inference import Predictor, RuntimeConfig, SlidingWindowConfig
+    from cemsynth.inference import Predictor, RuntimeConfig
     from cemsynth.inference.run import run_predict
     from cemsynth.io.manifest import read_manifest, write_manifest
 
     test_patients = set(read_splits(splits_path).patients["test"])
     rows = [r for r in read_manifest(manifest) if r.patient_id in test_patients]
     write_manifest(test_manifest, rows)
-    predictor = Predictor.load(
-        run_dir,
-        RuntimeConfig(threads=threads),
-        SlidingWindowConfig(stride=settings.stride),
-    )
+    predictor = Predictor.load(run_dir, RuntimeConfig(threads=threads), window)
     report = BatchReport(echo=console)
     summary = run_predict([test_manifest], predictor, synthetic_dir, "dicom", report, console)
     if report.failures:

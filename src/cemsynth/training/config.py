@@ -315,7 +315,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Learns on a 2-core CPU within an hour (docs/training.md, "The unet preset"): one
     # normalisation-free U-Net regressing RC from LE on patches that favour enhancing regions,
     # MAE loss, no discriminators and no reverse generator (a quarter of a cycle-GAN step's
-    # passes), Adam 1.5e-3 with clipped gradients and a weight average for inference.
+    # passes), Adam 1e-3 with clipped gradients and a weight average for inference.
     "unet": TrainConfig(
         preset="unet",
         model=MODEL_PRESETS["unet"],
@@ -323,7 +323,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         sampling="enhancement",
         sampling_boost=8.0,
         max_steps=7000,
-        lr_generator=1.5e-3,
+        lr_generator=1e-3,
         adam_beta1=0.9,
         grad_clip_norm=1.0,
         ema_decay=0.995,
