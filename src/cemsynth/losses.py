@@ -150,9 +150,14 @@ def mae_ssim_loss(
     """``mae_weight * MAE(x, y) + ssim_weight * (1 - SSIM(x, y))`` over the whole batch.
 
     Zero when ``x == y``. The paper weights both by 0.5 (``TrainConfig.loss_mae`` and
-    ``loss_ssim``); then the loss is at most 0.5 * 2 + 0.5 * 2 = 2 in [-1, 1].
+    ``loss_ssim``); then the loss is at most 0.5 * 2 + 0.5 * 2 = 2 in [-1, 1]. A term of
+    weight 0 is not computed (SSIM costs five filtering passes and their backward).
     """
-    return mae_weight * mae_loss(x, y) + ssim_weight * (1.0 - ssim(x, y))
+    total = mae_weight * mae_loss(x, y) if mae_weight else None
+    if ssim_weight:
+        term = ssim_weight * (1.0 - ssim(x, y))
+        total = term if total is None else total + term
+    return total if total is not None else x.new_zeros(())
 
 
 def lsgan_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

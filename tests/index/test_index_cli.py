@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +169,37 @@ def test_failures_file_beside_the_manifest_lists_every_failure(
         rows = list(csv.DictReader(handle))
     assert sorted(Path(row["path"]).name for row in rows) == ["corrupt.dcm", "scan.dcm"]
     assert f"all 2 failures are listed in {out.parent / 'failures.csv'}" in captured.out
+
+
+def _unblock_later(fifo: Path, seconds: float) -> threading.Thread:
+    """If the code under test ever blocks opening ``fifo``, open its other end after
+    ``seconds`` so the test fails on time instead of hanging CI."""
+
+    def open_writer() -> None:
+        time.sleep(seconds)
+        try:
+            descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no reader: nothing is blocked on it
+            return
+        os.close(descriptor)
+
+    thread = threading.Thread(target=open_writer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_fifo_is_reported_not_opened(tmp_path: Path, capsys) -> None:
+    """A FIFO named like an image once blocked ``index`` forever; it is one line now and the
+    good pair beside it is indexed."""
+    folder = _pairs_folder(tmp_path / "in")
+    fifo = folder / "fifo.dcm"
+    os.mkfifo(fifo)
+    _unblock_later(fifo, 20.0)
+    start = time.monotonic()
+    assert _run(["index", str(folder), "--out", str(tmp_path / "manifest.csv")]) == 1
+    assert time.monotonic() - start < 15.0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{fifo}: not a regular file (a FIFO, socket or device): only regular files are read"
+    ]
+    assert len(read_manifest(tmp_path / "manifest.csv")) == 1

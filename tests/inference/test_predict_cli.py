@@ -272,3 +272,32 @@ def test_outputs_are_labelled_and_recognised(
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     assert not made_by_predict(tmp_path / "junk.png")
     assert not made_by_predict(tmp_path / "missing.dcm")
+
+
+def test_a_fifo_in_an_input_folder_is_one_line_and_the_batch_goes_on(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+    import os
+    import threading
+    import time
+
+    folder = tmp_path / "in"
+    _copy_le(phantom_exam, folder)
+    fifo = folder / "fifo.dcm"
+    os.mkfifo(fifo)
+
+    def unblock() -> None:  # if predict ever blocks opening the FIFO, fail instead of hanging
+        time.sleep(30)
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock, daemon=True).start()
+    start = time.monotonic()
+    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(tmp_path / "o"),
+                *TORCH_CPU])  # fmt: skip
+    assert time.monotonic() - start < 25.0
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{fifo}: not a regular file" in err
+    assert (tmp_path / "o" / "P0001_L_CC.dcm").is_file()

@@ -40,7 +40,13 @@ from cemsynth.imaging import ImageMeta
 from cemsynth.index.keywords import KIND_NAMES, KeywordRules, Kind, classify, default_keywords
 from cemsynth.index.naming import parse_cdd_cesm_name
 from cemsynth.io.atomic import write_text_atomic
-from cemsynth.io.formats import IMAGE_SUFFIXES, ImageFormat, format_from_magic, format_from_suffix
+from cemsynth.io.formats import (
+    IMAGE_SUFFIXES,
+    ImageFormat,
+    format_from_magic,
+    format_from_suffix,
+    read_head,
+)
 from cemsynth.io.manifest import (
     PHANTOM_COLUMNS,
     PairRecord,
@@ -193,7 +199,8 @@ def find_image_files(root: Path, exclude: Iterable[Path] = ()) -> tuple[list[Fou
     """Image files under ``root`` (recursively, sorted, hidden files and folders skipped).
 
     A file counts as an image if its first bytes say DICOM/PNG/TIFF/JPEG, or if its suffix
-    claims an image format (so a corrupt ``.dcm`` is found and reported, not ignored).
+    claims an image format (so a corrupt ``.dcm`` is found and reported, not ignored). Only
+    regular files are opened (a FIFO would block): others count by their suffix alone.
     Returns the files and the number of other (non-image) files ignored.
     """
     excluded = {Path(p).absolute() for p in exclude}
@@ -206,9 +213,8 @@ def find_image_files(root: Path, exclude: Iterable[Path] = ()) -> tuple[list[Fou
             if name.startswith(".") or path.absolute() in excluded:
                 continue
             try:
-                with open(path, "rb") as handle:
-                    head = handle.read(132)
-            except OSError:
+                head = read_head(path)
+            except OSError:  # unreadable or not a regular file: reported when it is read
                 head = b""
             image_format = format_from_magic(head)
             if image_format is None and path.suffix.lower() not in IMAGE_SUFFIXES:

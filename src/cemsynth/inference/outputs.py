@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from cemsynth.errors import InputFileError
 from cemsynth.imaging import Image
 from cemsynth.inference.dicom_out import MANUFACTURER_MODEL_NAME, stored_pixels
 from cemsynth.io.atomic import atomic_path, write_text_atomic
+from cemsynth.io.formats import read_head
 from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
 
 SUFFIXES = {"dicom": ".dcm", "png": ".png", "tiff": ".tif"}
@@ -91,14 +90,11 @@ def write_tiff16(path: Path, image: Image) -> None:
 def made_by_predict(path: Path) -> bool:
     """Whether the file at ``path`` is labelled as an output of ``cemsynth predict``.
 
-    Reads only the header, and only of a regular file (never blocks on a FIFO). An unreadable,
-    unlabelled or special file is not ours: False.
+    Reads only the header, and only of a regular file (:func:`~cemsynth.io.formats.read_head`
+    never blocks on a FIFO). An unreadable, unlabelled or special file is not ours: False.
     """
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
-            head = handle.read(132)
+        head = read_head(path)
         if head[128:132] == b"DICM":
             import pydicom
 

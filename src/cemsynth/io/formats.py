@@ -6,6 +6,8 @@ bytes say what a file really is.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -23,13 +25,33 @@ _DICOM_MAGIC_OFFSET = 128
 _HEAD_BYTES = 132
 
 
+class NotRegularFileError(OSError):
+    """A path that is neither a regular file nor a folder: a FIFO, socket or device."""
+
+
+def read_head(path: Path, size: int = _HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of the regular file ``path``.
+
+    Only regular files are opened: opening a FIFO blocks until something writes to it, and a
+    device may never end. Raises IsADirectoryError for a folder, :class:`NotRegularFileError`
+    for anything else that is not a regular file, OSError if it cannot be read.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path)
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
 def sniff_format(path: Path) -> ImageFormat | None:
     """The format of ``path`` from its magic bytes, else from its suffix, else None.
 
-    Reads at most 132 bytes. Raises OSError if the file cannot be opened.
+    Reads at most 132 bytes of a regular file (:func:`read_head`). Raises OSError if it
+    cannot be read, :class:`NotRegularFileError` if it is not a regular file.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(_HEAD_BYTES)
+    head = read_head(path)
     by_magic = format_from_magic(head)
     if by_magic is not None:
         return by_magic
@@ -49,6 +71,10 @@ def detect_format(path: Path) -> ImageFormat:
         raise InputFileError(path, "file not found") from None
     except IsADirectoryError:
         raise InputFileError(path, "is a folder, not a file") from None
+    except NotRegularFileError:
+        raise InputFileError(
+            path, "not a regular file (a FIFO, socket or device): only regular files are read"
+        ) from None
     except OSError as exc:
         raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from exc
     if image_format is None:

@@ -661,10 +661,14 @@ class Trainer:
             if data.val is not None
             else "none (no val patients in splits.json: best.pt is not written)"
         )
+        if c.reverse_generator or c.loss_adversarial > 0:
+            networks = f"generators {g:,} parameters each, discriminators {d:,} each"
+        else:
+            networks = f"LE -> RC generator {g:,} parameters (supervised: no cycle, no critic)"
         lines = [
-            f"training preset {c.preset}: generators {g:,} parameters each, discriminators "
-            f"{d:,} each; {self.device} {precision}, {self.info.world_size} process(es), "
-            f"batch {c.batch_size} ({self.local_batch} per process), {c.patch_size}^2 patches",
+            f"training preset {c.preset}: {networks}; {self.device} {precision}, "
+            f"{self.info.world_size} process(es), batch {c.batch_size} ({self.local_batch} "
+            f"per process), {c.patch_size}^2 patches, {c.sampling} patch centres",
             f"train: {counted(len(data.train_keys), 'image')} / "
             f"{counted(data.train_patients, 'patient')}; val: {val}",
             f"steps {self.step} -> {c.max_steps}; run folder {self.run_dir}",
