@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cemsynth.errors import InputFileError
+from cemsynth.errors import InputFileError, display_path
 from cemsynth.io.atomic import write_text_atomic
 from cemsynth.io.messages import squash
 
@@ -61,7 +61,7 @@ class BatchFailure:
     problem: str
 
     def line(self) -> str:
-        return f"{self.path}: {self.problem}"
+        return f"{display_path(self.path)}: {self.problem}"
 
 
 class BatchReport:
@@ -123,7 +123,7 @@ class BatchReport:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(FAILURES_COLUMNS)
         for failure in self.failures:
-            writer.writerow([str(failure.path), failure.problem])
+            writer.writerow([display_path(failure.path), failure.problem])
         write_text_atomic(path, buffer.getvalue())
         self.failures_path = path
         return path

@@ -203,3 +203,19 @@ def test_a_fifo_is_reported_not_opened(tmp_path: Path, capsys) -> None:
         f"{fifo}: not a regular file (a FIFO, socket or device): only regular files are read"
     ]
     assert len(read_manifest(tmp_path / "manifest.csv")) == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line_and_the_manifest_is_written(
+    tmp_path: Path, capsys
+) -> None:
+    """Such a name once crashed ``write_manifest`` and lost the whole manifest."""
+    folder = _pairs_folder(tmp_path / "in")
+    odd = Path(os.fsdecode(bytes(folder / "le") + b"/P3_L_CC_LE\xff.png"))
+    _png(odd)
+    out = tmp_path / "manifest.csv"
+    assert _run(["index", str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{folder / 'le'}/P3_L_CC_LE\\xff.png: file name is not valid UTF-8: rename "
+                   "the file (manifests and DICOM headers store names as UTF-8)"]  # fmt: skip
+    assert len(read_manifest(out)) == 1
+    assert "P3_L_CC_LE\\xff.png" in (tmp_path / "failures.csv").read_text(encoding="utf-8")

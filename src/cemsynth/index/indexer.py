@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 from cemsynth.batch import FAILURES_NAME, BatchReport
-from cemsynth.errors import ConfigError, InputFileError
+from cemsynth.errors import ConfigError, InputFileError, display_path
 from cemsynth.imaging import ImageMeta
 from cemsynth.index.keywords import KIND_NAMES, KeywordRules, Kind, classify, default_keywords
 from cemsynth.index.naming import parse_cdd_cesm_name
@@ -340,7 +340,7 @@ def print_index_summary(result: IndexResult, out: Path, console: Console) -> Non
     unpaired_path = Path(out).parent / UNPAIRED_NAME
     _say(console, f"{n_unpaired} images not paired (all listed in {unpaired_path}):", "yellow")
     for item in result.unpaired[:SUMMARY_MAX_UNPAIRED]:
-        _say(console, f"  {item.path}: {item.reason}")
+        _say(console, f"  {display_path(item.path)}: {item.reason}")
     if n_unpaired > SUMMARY_MAX_UNPAIRED:
         _say(console, f"  ... and {n_unpaired - SUMMARY_MAX_UNPAIRED} more")
 

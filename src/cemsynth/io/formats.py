@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Literal
 
-from cemsynth.errors import InputFileError
+from cemsynth.errors import InputFileError, is_printable_path
 
 ImageFormat = Literal["dicom", "png", "tiff", "jpeg"]
 
@@ -65,6 +65,12 @@ def detect_format(path: Path) -> ImageFormat:
     The one check every reader uses, so that all formats report these problems the same way.
     """
     path = Path(path)
+    if not is_printable_path(path):
+        raise InputFileError(
+            path,
+            "file name is not valid UTF-8: rename the file (manifests and DICOM headers store "
+            "names as UTF-8)",
+        )
     try:
         image_format = sniff_format(path)
     except FileNotFoundError:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cemsynth.errors import InputFileError
+from cemsynth.errors import InputFileError, display_path
 from cemsynth.io.atomic import write_text_atomic
 from cemsynth.phantom.config import BPE_GRADES
 
@@ -213,12 +213,17 @@ def write_manifest(path: Path, records: Sequence[PairRecord]) -> None:
 
 
 def relative_path_text(target: Path, folder: Path) -> str:
-    """``target`` relative to ``folder`` with forward slashes (absolute if on another drive)."""
+    """``target`` relative to ``folder`` with forward slashes (absolute if on another drive).
+
+    A name that is not valid UTF-8 is written with ``\\xNN`` escapes (such files are refused
+    when read, so they only appear in lists of unpaired or failed files).
+    """
     target = Path(target).absolute()
     try:
-        return Path(os.path.relpath(target, folder.absolute())).as_posix()
+        text = Path(os.path.relpath(target, folder.absolute())).as_posix()
     except ValueError:  # Windows: a different drive has no relative path
-        return target.as_posix()
+        text = target.as_posix()
+    return display_path(text)
 
 
 def resolve_path_text(text: str, folder: Path) -> Path:
