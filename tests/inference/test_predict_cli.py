@@ -301,3 +301,11 @@ def test_a_fifo_in_an_input_folder_is_one_line_and_the_batch_goes_on(
     err = capsys.readouterr().err
     assert f"{fifo}: not a regular file" in err
     assert (tmp_path / "o" / "P0001_L_CC.dcm").is_file()
+
+
+def test_output_names_are_never_hidden_files() -> None:
+    from cemsynth.inference.outputs import output_name
+
+    assert output_name(("..", "L", "CC"), Path("x.dcm"), "dicom") == "L_CC.dcm"
+    assert output_name(None, Path(".scan.png"), "png") == "scan.png"
+    assert output_name(("P/../1", "R", "MLO"), Path("x.dcm"), "tiff") == "P_.._1_R_MLO.tif"

@@ -129,3 +129,12 @@ def test_foreign_and_broken_files_fail_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     with pytest.raises(InputFileError, match=r"no best\.pt or last\.pt here"):
         load_generator(tmp_path / "run")
+
+
+def test_stale_temporaries_of_killed_checkpoint_writes_are_removed(tmp_path: Path) -> None:
+    from cemsynth.training.checkpoint import remove_stale_temporaries
+
+    for name in (".last.pt.a1b2.tmp", ".best.pt.c3d4.tmp", ".other.pt.e5.tmp", "notes.tmp"):
+        (tmp_path / name).write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.e5.tmp", "notes.tmp"]

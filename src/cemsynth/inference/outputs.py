@@ -40,8 +40,9 @@ SOFTWARE_LABEL = f"{MANUFACTURER_MODEL_NAME}, cemsynth {__version__}"
 
 
 def safe_name(text: str) -> str:
-    """``text`` with runs of characters other than letters, digits, ``._-`` replaced by ``_``."""
-    return _UNSAFE.sub("_", text).strip("_") or "image"
+    """``text`` with runs of characters other than letters, digits, ``._-`` replaced by ``_``,
+    and no leading dot or underscore (a PatientID of ``..`` must not make a hidden file)."""
+    return _UNSAFE.sub("_", text).lstrip("._").rstrip("_") or "image"
 
 
 def output_name(key: ViewKey | None, source: Path, output_format: str) -> str:

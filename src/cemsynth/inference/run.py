@@ -42,6 +42,7 @@ from cemsynth.inference.outputs import (
     write_tiff16,
 )
 from cemsynth.inference.predictor import Prediction, Predictor
+from cemsynth.io.paths import ensure_writable_dir
 
 MANIFEST_SUFFIX = ".csv"
 
@@ -283,10 +284,7 @@ def run_predict(
     summary = PredictSummary()
     items = expand_inputs(inputs, report)
     plan = plan_outputs(items, out, output_format, overwrite)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CemsynthError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    ensure_writable_dir(out, "output folder")  # a read-only --out fails now, not per image
     rows: list[ManifestRow] = []
     produced: dict[ViewKey, Path] = {}
     with Progress(

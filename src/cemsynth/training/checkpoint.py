@@ -20,6 +20,7 @@ previous ``last.pt`` intact.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import random
 from collections.abc import Mapping
@@ -163,6 +164,19 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
         torch.save(checkpoint, handle)
 
     write_atomic(path, writer)
+
+
+def remove_stale_temporaries(run_dir: Path) -> int:
+    """Delete the temporary files of checkpoint writes that a kill interrupted (the atomic
+    writer's ``.last.pt.*.tmp``, ``.best.pt.*.tmp``); returns how many. Only this run's
+    checkpoint names are touched, and only while no write of this process is in flight."""
+    count = 0
+    for name in (LAST_NAME, BEST_NAME):
+        for stale in Path(run_dir).glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                count += 1
+    return count
 
 
 def weights_fingerprint(nets: torch.nn.Module) -> str:

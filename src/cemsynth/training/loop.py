@@ -46,6 +46,7 @@ from cemsynth.training.checkpoint import (
     checkpoint_info,
     load_state,
     read_checkpoint,
+    remove_stale_temporaries,
     restore_rng,
     save_checkpoint,
     weights_fingerprint,
@@ -474,6 +475,7 @@ class Trainer:
         main = self.info.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.run_dir)  # left by a kill during a checkpoint write
             save_train_config(config, self.run_dir / CONFIG_NAME)
             self._describe()
         keep = self.step if self.step > 0 else None
