@@ -256,3 +256,37 @@ def test_answers_live_in_a_write_ahead_log_database(study: BuildResult, clock: C
         assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == answered > 0
     finally:
         db.close()
+
+
+def test_request_bodies_are_capped_per_route_before_they_are_read(
+    study: BuildResult, clock: Clock
+) -> None:
+    """An oversized body gets 413 from its Content-Length alone, signed in or not; a chunked
+    one is cut off at the limit; bodies within the limit still reach the route."""
+    from cemsynth.reader_study.server import body_limit
+
+    client = TestClient(create_app(study.root, now=clock))
+    login_limit = body_limit("POST", "/api/login")
+    assert login_limit == 4_096
+    assert body_limit("GET", "/api/me") == body_limit("POST", "/api/unknown") == 0
+    big = b"x" * (login_limit + 1)
+    response = client.post("/api/login", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "at most 4096 bytes" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(64):
+            yield b"x" * 1024
+
+    response = client.post("/api/login", content=chunks())
+    assert response.status_code == 413
+    # within the limit: the route answers (here: wrong credentials)
+    response = client.post("/api/login", json={"user": "nobody", "credential": "wrong"})
+    assert response.status_code == 401
+    reader = client_for(study.root, clock, "R1")
+    case = reader.get("/api/sessions/1/current").json()["case"]["code"]
+    draft_limit = body_limit("PUT", f"/api/cases/{case}/draft")
+    response = reader.put(f"/api/cases/{case}/draft", content=b"{" + b" " * draft_limit + b"}")
+    assert response.status_code == 413
+    answer = f"/api/cases/{case}/answer"
+    response = reader.post(answer, content=b"x" * (body_limit("POST", answer) + 1))
+    assert response.status_code == 413

@@ -58,6 +58,94 @@ STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_COOKIE = "rs_token"
 _CODE = re.compile(r"^[0-9A-Z]{4,16}$")
 _DRAFT_MAX_BYTES = 16_000
+#: Largest request body per route, checked from Content-Length before any byte is read (an
+#: unauthenticated 200 MB POST once grew the server by 0.7 GB before its 401). Other routes
+#: take no body.
+_BODY_LIMITS = (
+    ("POST", re.compile(r"^/api/login$"), 4_096),
+    ("POST", re.compile(r"^/api/logout$"), 1_024),
+    ("POST", re.compile(r"^/api/cases/[^/]+/answer$"), 4 * COMMENT_MAX_CHARS + 8_192),
+    ("PUT", re.compile(r"^/api/cases/[^/]+/draft$"), _DRAFT_MAX_BYTES),
+)
+_NO_BODY = 0
+
+
+def body_limit(method: str, path: str) -> int:
+    """The largest request body in bytes that ``method path`` accepts."""
+    for route_method, pattern, limit in _BODY_LIMITS:
+        if method == route_method and pattern.match(path):
+            return limit
+    return _NO_BODY
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request whose body is larger than its route takes, before
+    the body is read. A body with no Content-Length (chunked) is read up to the limit only,
+    then refused or handed to the app whole."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["method"], scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = True
+            if too_large:
+                await _refuse(send, limit)
+                return
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server delivers no more than declared
+            return
+        # no Content-Length (chunked): read at most the limit, then hand the app a replay
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            if received > limit:
+                await _refuse(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                message: dict[str, Any] = await receive()
+                return message
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Any, limit: int) -> None:
+    body = json.dumps({"detail": f"request body too large (at most {limit} bytes)"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 _SECURITY_HEADERS = {
     # Everything comes from this server: no CDN, no inline script, works offline.
     "Content-Security-Policy": (
@@ -134,6 +222,7 @@ def create_app(
     ttl_s = token_ttl_hours * 3600.0
 
     app = FastAPI(title="cemsynth reader study", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
