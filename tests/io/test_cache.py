@@ -566,3 +566,31 @@ def test_a_pair_listed_twice_fails_both_rows(cohort: list[PairRecord], tmp_path:
     )
     assert len(result.entries) == 2
     assert [f.problem for f in report.failures] == ["listed twice in the manifest"] * 3
+
+
+def test_a_full_disk_stops_the_run_in_one_line_not_one_per_pair(
+    cohort: list[PairRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk once printed an 'internal error ... please report it' line per pair."""
+    import errno
+
+    import cemsynth.io.cache as cache_module
+    from cemsynth.errors import CemsynthError
+
+    written: list[str] = []
+    real = cache_module.process_pair
+
+    def fills_up(pair: PairRecord, root: Path, config: PreprocessConfig):  # type: ignore[no-untyped-def]
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device", str(root / "x.npy"))
+        written.append(pair.patient_id)
+        return real(pair, root, config)
+
+    monkeypatch.setattr(cache_module, "process_pair", fills_up)
+    report = BatchReport()
+    with pytest.raises(CemsynthError) as caught:
+        build_cache(cohort, tmp_path / "cache", PreprocessConfig(), report, workers=1)
+    message = str(caught.value)
+    assert message.count("\n") == 0 and "No space left on device" in message
+    assert "internal error" not in message and "rerun cemsynth preprocess" in message
+    assert report.failures == []

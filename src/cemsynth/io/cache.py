@@ -24,6 +24,7 @@ folder whose ``index.json`` names another config hash is refused (use a new fold
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -451,6 +452,12 @@ class _Outcome:
     reused: bool = False
     path: str | None = None
     problem: str | None = None
+    stop: bool = False
+    """The cache itself cannot be written (disk full, read-only): the run stops."""
+
+
+#: Write errors that no other pair would escape: the run stops with one line.
+_STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def _work(index: int, pair: PairRecord, root: Path, config: PreprocessConfig) -> _Outcome:
@@ -461,6 +468,11 @@ def _work(index: int, pair: PairRecord, root: Path, config: PreprocessConfig) ->
         return _Outcome(index, path=str(exc.path), problem=exc.problem)
     except CemsynthError as exc:
         return _Outcome(index, path=str(pair.le_path), problem=str(exc))
+    except OSError as exc:
+        if exc.errno not in _STOP_ERRNOS:
+            raise
+        where = str(exc.filename) if exc.filename else str(root)
+        return _Outcome(index, path=where, problem=exc.strerror or str(exc), stop=True)
     return _Outcome(index, entry=entry, reused=reused)
 
 
@@ -523,6 +535,12 @@ def build_cache(
     duplicates = {key for key, count in Counter(keys).items() if count > 1}
 
     def handle(outcome: _Outcome) -> None:
+        if outcome.stop:
+            raise CemsynthError(
+                f"{outcome.path}: {outcome.problem}; the cache cannot be written, so "
+                "preprocessing stopped (pairs cached so far are kept and reused when you rerun "
+                "cemsynth preprocess after freeing space)"
+            )
         outcomes[outcome.index] = outcome
         if outcome.problem is not None:
             report.add_failure(outcome.path or "?", outcome.problem)
