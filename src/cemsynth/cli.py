@@ -494,7 +494,14 @@ def predict(
     )
     report = BatchReport(strict=strict, echo=stderr)
     summary = run_predict(
-        inputs, predictor, out, chosen_format, report, console=stderr, overwrite=overwrite
+        inputs,
+        predictor,
+        out,
+        chosen_format,
+        report,
+        console=stderr,
+        overwrite=overwrite,
+        raise_unexpected=_debug,
     )
     listed = f"; manifest {summary.manifest_path}" if summary.manifest_path else ""
     notes = []

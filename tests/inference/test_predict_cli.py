@@ -309,3 +309,45 @@ def test_output_names_are_never_hidden_files() -> None:
     assert output_name(("..", "L", "CC"), Path("x.dcm"), "dicom") == "L_CC.dcm"
     assert output_name(None, Path(".scan.png"), "png") == "scan.png"
     assert output_name(("P/../1", "R", "MLO"), Path("x.dcm"), "tiff") == "P_.._1_R_MLO.tif"
+
+
+def test_le_headers_without_laterality_or_spacing_and_odd_rescale_do_not_stop_the_batch(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CBIS-DDSM-like headers (series Laterality only, or none; no spacing) once crashed the
+    DICOM writer; an absurd RescaleIntercept crashed the mask. Now: outputs for the first two
+    (laterality derived from the series, or U; spacing from what the image was processed
+    with) and one line for the third, in one batch."""
+    import pydicom
+
+    source = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    variants = {
+        "series_laterality.dcm": {"drop": ("ImageLaterality", "ImagerPixelSpacing",
+                                            "PixelSpacing"), "set": {"Laterality": "L"}},
+        "no_laterality.dcm": {"drop": ("ImageLaterality", "Laterality"), "set": {}},
+        "odd_rescale.dcm": {"drop": (), "set": {"RescaleIntercept": "-1000000000"}},
+    }  # fmt: skip
+    for name, change in variants.items():
+        ds = pydicom.dcmread(source)
+        for keyword in change["drop"]:
+            if keyword in ds:
+                delattr(ds, keyword)
+        for keyword, value in change["set"].items():
+            setattr(ds, keyword, value)
+        ds.PatientID = name.split(".")[0]
+        ds.save_as(folder / name)
+    out = tmp_path / "out"
+    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
+                *TORCH_CPU])  # fmt: skip
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if "odd_rescale" in line]
+    assert code == 1 and len(failures) == 1 and "Traceback" not in captured.err
+    assert "cannot be told apart in float32" in failures[0]
+    written = {p.name: pydicom.dcmread(p) for p in out.glob("*.dcm")}
+    assert set(written) == {"series_laterality_L_CC.dcm", "no_laterality.dcm"}
+    first = written["series_laterality_L_CC.dcm"]
+    assert first.ImageLaterality == "L"
+    assert [float(v) for v in first.ImagerPixelSpacing] == [0.1, 0.1]
+    assert written["no_laterality.dcm"].ImageLaterality == "U"

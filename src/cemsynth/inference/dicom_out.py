@@ -158,7 +158,9 @@ def build_synthetic_dataset(
 
     Args:
         synthetic: float32 ``(rows, cols)`` in RC stored units on the LE image's grid.
-        source: the LE image's pydicom dataset (header is enough).
+        source: the LE image's pydicom dataset (header is enough). Elements that cannot be
+            decoded are left out; a missing ImageLaterality is taken from Laterality (else
+            ``U``), a missing ImagerPixelSpacing from the spacing of ``synthetic``.
         identity: the model that made the image.
         rc_window: the model's RC window in stored units (the display window).
         settings: one phrase describing the inference settings (in the description and
@@ -186,7 +188,19 @@ def build_synthetic_dataset(
     ds = Dataset()
     for keyword in PATIENT_STUDY_KEYWORDS + GEOMETRY_KEYWORDS:
         if keyword in source:
-            setattr(ds, keyword, copy.deepcopy(source[keyword].value))
+            try:
+                setattr(ds, keyword, copy.deepcopy(source[keyword].value))
+            except (NotImplementedError, ValueError, TypeError, KeyError):
+                continue  # a corrupt element (unknown VR, bad value): not copied
+    # Type 1 in the MG image and DX detector modules; older or exported LE images may lack
+    # them. Laterality of the series stands for the image's (else U: unpaired/unknown), and
+    # the spacing the image was processed with is the one its pixels have.
+    if "ImageLaterality" not in ds:
+        laterality = str(ds.get("Laterality", "") or "").upper()
+        ds.ImageLaterality = laterality if laterality in ("L", "R", "B") else "U"
+    if "ImagerPixelSpacing" not in ds:
+        row_mm, col_mm = synthetic.meta.pixel_spacing_mm
+        ds.ImagerPixelSpacing = [f"{row_mm:.6g}", f"{col_mm:.6g}"]
     for item in ds.get("ViewCodeSequence") or []:
         if "ViewModifierCodeSequence" not in item:  # type 2 in the mammography image module
             item.ViewModifierCodeSequence = DicomSequence([])

@@ -42,6 +42,7 @@ from cemsynth.inference.outputs import (
     write_tiff16,
 )
 from cemsynth.inference.predictor import Prediction, Predictor
+from cemsynth.io.messages import internal_error
 from cemsynth.io.paths import ensure_writable_dir
 
 MANIFEST_SUFFIX = ".csv"
@@ -262,13 +263,16 @@ def run_predict(
     console: Console | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    raise_unexpected: bool = False,
 ) -> PredictSummary:
     """Predict every input, write the outputs and ``OUT/synthetic_manifest.csv``.
 
     Per-file problems go to ``report``; ``console`` (stderr) gets one timing line per image.
     Raises :class:`CemsynthError` for problems with the whole run (unwritable folder, an
     input inside ``out``, an output over a file predict did not write; see
-    :func:`plan_outputs`), before any inference.
+    :func:`plan_outputs`), before any inference. An unexpected error on one file (a bug met
+    on it) is that file's one-line failure and the batch goes on, unless
+    ``raise_unexpected`` (``--debug``) lets it propagate with its traceback.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -323,6 +327,10 @@ def run_predict(
                 seconds = dict(prediction.seconds, write=time.perf_counter() - written)
             except InputFileError as exc:
                 report.add_error(exc)
+            except Exception as exc:
+                if raise_unexpected:
+                    raise
+                report.add_failure(item.path, internal_error(exc))
             else:
                 report.add_success()
                 summary.outputs.append(target)

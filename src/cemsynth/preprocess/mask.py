@@ -83,11 +83,18 @@ def breast_mask(
     sample = le[::subsample, ::subsample]
     if float(sample.min()) == float(sample.max()):  # a few pixels differ: use them all
         sample = le
-    if log_domain:
-        log_threshold = float(threshold_otsu(np.log1p(sample - np.float32(low)), nbins=nbins))
-        threshold = float(np.expm1(log_threshold)) + low
-    else:
-        threshold = float(threshold_otsu(sample, nbins=nbins))
+    try:
+        if log_domain:
+            log_threshold = float(threshold_otsu(np.log1p(sample - np.float32(low)), nbins=nbins))
+            threshold = float(np.expm1(log_threshold)) + low
+        else:
+            threshold = float(threshold_otsu(sample, nbins=nbins))
+    except ValueError:  # numpy's histogram: the range has too few distinct float32 values
+        raise InputFileError(
+            source,
+            f"pixel values {low:g} to {high:g} cannot be told apart in float32 (an implausible "
+            "RescaleIntercept or RescaleSlope?)",
+        ) from None
     candidate = le > threshold if polarity == "bright" else le < threshold
 
     labels, count = ndimage.label(candidate, structure=_EIGHT_CONNECTED)
