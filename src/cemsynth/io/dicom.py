@@ -36,6 +36,7 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import FloatArray, Image, ImageMeta
+from cemsynth.io.budget import check_image_size, check_spacing
 from cemsynth.io.messages import one_line
 from cemsynth.io.spacing import spacing_without_tags
 
@@ -193,9 +194,13 @@ def _meta_from_dataset(
     frames = _int_or_none(ds.get("NumberOfFrames"))
     if frames is not None and frames > 1:
         raise InputFileError(path, f"not a 2-D image: {frames} frames")
+    rows, cols = _int_or_none(ds.get("Rows")), _int_or_none(ds.get("Columns"))
+    if rows is not None and cols is not None:
+        check_image_size(path, rows, cols)  # before a single pixel is decoded
 
     extra: dict[str, str] = {}
     spacing, source = _spacing(ds, path, user_spacing, extra)
+    check_spacing(path, spacing, source)  # "PixelSpacing 40 x 40 mm is not plausible ..."
     for keyword in (
         "SeriesDescription",
         "Manufacturer",

@@ -13,6 +13,7 @@ inverted as ``max_of_dtype - v``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import FloatArray, Image, ImageMeta
+from cemsynth.io.budget import check_image_size, check_spacing, max_image_pixels
 from cemsynth.io.formats import ImageFormat, detect_format
 from cemsynth.io.messages import one_line
 from cemsynth.io.spacing import spacing_without_tags
@@ -39,8 +41,10 @@ def read_raster(
     path = Path(path)
     image_format = _format(path)
     if image_format == "tiff":
+        _tiff_header(path)  # the size check, before anything is decoded
         pixels, bits = _read_tiff_pixels(path)
     else:
+        _pillow_header(path)
         pixels, bits = _read_pillow_pixels(path)
     gray = _to_gray(pixels, path)
     low, high = float(gray.min()), float(gray.max())
@@ -76,6 +80,7 @@ def _meta(
     user_spacing: tuple[float, float] | None,
 ) -> ImageMeta:
     spacing, source = spacing_without_tags(user_spacing)
+    check_spacing(path, spacing, f"{source} spacing")
     return ImageMeta(
         pixel_spacing_mm=spacing,
         spacing_source=source,
@@ -88,8 +93,12 @@ def _meta(
 def _read_pillow_pixels(path: Path) -> tuple[np.ndarray, int | None]:
     from PIL import Image as PILImage
 
+    PILImage.MAX_IMAGE_PIXELS = max_image_pixels()  # Pillow's bomb check: the same budget
     try:
-        with PILImage.open(path) as handle:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            handle = PILImage.open(path)
+        with handle:
             handle.load()
             image: PILImage.Image = handle
             if image.mode in ("P", "PA"):  # palette: expand, then judge the colours
@@ -119,6 +128,7 @@ def _pillow_header(path: Path) -> int | None:
         raise InputFileError(path, f"not a 2-D image: {frames} frames")
     if width == 0 or height == 0:
         raise InputFileError(path, f"empty image ({width} x {height})")
+    check_image_size(path, height, width)
     return {"1": 1, "L": 8, "LA": 8, "P": 8, "RGB": 8, "RGBA": 8}.get(
         mode, 16 if "16" in mode else None
     )
@@ -166,6 +176,8 @@ def _tiff_header(path: Path) -> int | None:
     except Exception as exc:  # see _read_tiff_pixels
         raise InputFileError(path, f"corrupt or unreadable TIFF: {one_line(exc)}") from exc
     _check_tiff_axes(axes, shape, path)
+    if "Y" in axes and "X" in axes:
+        check_image_size(path, shape[axes.index("Y")], shape[axes.index("X")])
     return bits
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from cemsynth.errors import ConfigError, InputFileError
 from cemsynth.imaging import BoolArray, FloatArray, Image, ImageMeta, Mask
+from cemsynth.io.budget import check_image_size
 from cemsynth.preprocess.config import PreprocessConfig
 from cemsynth.preprocess.crop import CropRecord, crop, uncrop
 from cemsynth.preprocess.intensity import WindowRecord, unwindow, window
@@ -214,6 +215,7 @@ def forward(le: Image, rc: Image | None, config: PreprocessConfig) -> Preprocess
         config.target_spacing_mm,
     )
     out_shape = resample_record.out_shape
+    check_image_size(le.meta.source or "image", out_shape[0], out_shape[1], "would resample to")
 
     le_cached, le_window = window(
         resample_bilinear(le_crop, out_shape, anti_alias=config.anti_alias), *config.le_window
