@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck benchmark reference clean
+.PHONY: demo test install system-deps lint typecheck benchmark reference fuzz clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cemsynth needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
@@ -34,6 +34,10 @@ demo: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/cemsynth reference-run
 
+# The long fuzz campaign (10,000 mutated inputs through index, preprocess, predict; hours).
+fuzz: $(STAMP)
+	$(BIN)/python tools/fuzz.py
+
 # Debian's chromium for the reader-study browser tests; without root they skip, saying why.
 system-deps:
 	@bash scripts/install-system-deps.sh || echo "note: chromium not installed; browser tests will be skipped"
@@ -56,4 +60,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/sliding_window.py --preset small
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output reference-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output reference-output fuzz-output

@@ -9,13 +9,11 @@ import pytest
 import torch
 
 from cemsynth.models.config import ModelConfig
-from cemsynth.models.generator import build_generator
 from cemsynth.phantom.cohort import write_cohort
 from cemsynth.phantom.config import PhantomConfig
-from cemsynth.preprocess.config import PreprocessConfig, get_preset
-from cemsynth.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from cemsynth.preprocess.config import PreprocessConfig
+from cemsynth.testing.checkpoints import TINY_MODEL, random_checkpoint
 
-TINY_MODEL = ModelConfig(gen_width=4, gen_residual_blocks=1, disc_width=4)
 CHECKPOINT_STEP = 4500
 
 
@@ -35,26 +33,8 @@ def make_checkpoint(
     step: int = CHECKPOINT_STEP,
     seed: int = 0,
 ) -> Path:
-    """A hand-made checkpoint with a randomly initialised LE -> RC generator.
-
-    Holds the keys the trainer's reader needs (format, version, step, networks, configs).
-    """
-    torch.manual_seed(seed)
-    generator = build_generator(model)
-    config = preprocess if preprocess is not None else get_preset("phantom")
-    data = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "step": step,
-        "networks": {"g_le_to_rc": generator.state_dict()},
-        "model_config": model.to_dict(),
-        "preprocess_config": config.to_dict(),
-        "preprocess_config_hash": config.config_hash(),
-        "versions": {"cemsynth": "0.1.0"},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(data, path)
-    return path
+    """A hand-made checkpoint with a randomly initialised LE -> RC generator."""
+    return random_checkpoint(path, model, preprocess, step, seed)
 
 
 @pytest.fixture(scope="session")

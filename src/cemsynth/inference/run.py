@@ -21,6 +21,7 @@ made_by_predict`); ``overwrite=True`` (``--overwrite``) allows the second, never
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,9 +173,10 @@ def plan_outputs(
     land beside or over inputs), or, unless ``overwrite``, when a planned output would replace
     an existing file that ``predict`` did not write.
     """
-    root = out.resolve()
+    # realpath, not Path.resolve: it does not raise on a symlink loop (reported when read)
+    root = Path(os.path.realpath(out))
     for item in items:
-        source = item.path.resolve()
+        source = Path(os.path.realpath(item.path))
         if source == root or root in source.parents:
             raise CemsynthError(
                 f"{item.path}: this input lies inside the output folder {out}; predict does "

@@ -1,0 +1,1 @@
+"""Tools for testing cemsynth itself (the fuzz campaign of the command line)."""
