@@ -718,8 +718,22 @@ def reference_run(
     run_reference(out if out is not None else REFERENCE_OUT, settings)
 
 
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """Warnings as one line each (the reader's warnings name their file in the message)."""
+    return f"cemsynth: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and an exit code."""
+    import warnings
+
+    warnings.formatwarning = _warning_line
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -337,3 +337,15 @@ def test_real_mammogram_headers_agree_with_their_patient_ids(
         side = "LEFT" if view.startswith("l") else "RIGHT"
         assert meta.patient_id is not None and side in meta.patient_id
         assert meta.laterality == side[0]
+
+
+def test_library_warnings_name_the_file_once(tmp_path: Path) -> None:
+    import warnings
+
+    from cemsynth.io.reader import FileWarning, _warnings_name
+
+    with pytest.warns(FileWarning) as record:
+        with _warnings_name(tmp_path / "x.dcm"):
+            for _ in range(3):
+                warnings.warn("Invalid value  for VR DS", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in record] == [f"{tmp_path / 'x.dcm'}: Invalid value for VR DS"]

@@ -3,15 +3,50 @@
 The format is taken from the file's magic bytes (DICOM ``DICM`` marker, PNG, TIFF, JPEG
 signatures), so a DICOM without a suffix or a PNG saved as ``.jpg`` is still read correctly;
 the suffix decides only when the bytes say nothing (e.g. a truncated ``.dcm``).
+
+Warnings that the decoding libraries (pydicom, Pillow, tifffile) raise while reading a file are
+re-issued as :class:`FileWarning` with the file's name in front, so a batch's warnings say
+which file they are about.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+from cemsynth.errors import display_path
 from cemsynth.imaging import Image, ImageMeta
 from cemsynth.io.formats import ImageFormat
 from cemsynth.io.formats import detect_format as _detect
+
+
+class FileWarning(UserWarning):
+    """A library's warning about one input file; the message starts with the file."""
+
+
+@contextmanager
+def _warnings_name(path: Path) -> Iterator[None]:
+    """Re-issue the warnings raised inside the block with ``path`` in front, once each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen: set[str] = set()
+    for warning in caught:
+        text = " ".join(str(warning.message).split())
+        if text not in seen:
+            seen.add(text)
+            warnings.warn(f"{display_path(path)}: {text}", FileWarning, stacklevel=3)
+
+
+T = TypeVar("T")
+
+
+def _named(path: Path, read: Callable[[], T]) -> T:
+    with _warnings_name(path):
+        return read()
 
 
 def read_image(
@@ -34,10 +69,10 @@ def read_image(
     if image_format == "dicom":
         from cemsynth.io.dicom import read_dicom
 
-        return read_dicom(path, pixel_spacing_mm, mask=mask)
+        return _named(path, lambda: read_dicom(path, pixel_spacing_mm, mask=mask))
     from cemsynth.io.raster import read_raster
 
-    return read_raster(path, pixel_spacing_mm, allow_blank=mask)
+    return _named(path, lambda: read_raster(path, pixel_spacing_mm, allow_blank=mask))
 
 
 def read_image_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = None) -> ImageMeta:
@@ -51,10 +86,10 @@ def read_image_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = N
     if image_format == "dicom":
         from cemsynth.io.dicom import read_dicom_meta
 
-        return read_dicom_meta(path, pixel_spacing_mm)
+        return _named(path, lambda: read_dicom_meta(path, pixel_spacing_mm))
     from cemsynth.io.raster import read_raster_meta
 
-    return read_raster_meta(path, pixel_spacing_mm)
+    return _named(path, lambda: read_raster_meta(path, pixel_spacing_mm))
 
 
 def detect_format(path: Path) -> ImageFormat:
