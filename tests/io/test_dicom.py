@@ -344,8 +344,7 @@ def test_library_warnings_name_the_file_once(tmp_path: Path) -> None:
 
     from cemsynth.io.reader import FileWarning, _warnings_name
 
-    with pytest.warns(FileWarning) as record:
-        with _warnings_name(tmp_path / "x.dcm"):
-            for _ in range(3):
-                warnings.warn("Invalid value  for VR DS", UserWarning, stacklevel=1)
+    with pytest.warns(FileWarning) as record, _warnings_name(tmp_path / "x.dcm"):
+        for _ in range(3):
+            warnings.warn("Invalid value  for VR DS", UserWarning, stacklevel=1)
     assert [str(w.message) for w in record] == [f"{tmp_path / 'x.dcm'}: Invalid value for VR DS"]
