@@ -185,7 +185,7 @@ def test_unet_output_shape_equals_input_shape(shape: tuple[int, int]) -> None:
     x = torch.rand(2, 1, *shape) * 2 - 1
     with torch.no_grad():
         y = unet(x)
-    assert y.shape == x.shape and y.abs().max() < 1.0
+    assert y.shape == x.shape and torch.isfinite(y).all()
 
 
 def test_unet_output_does_not_depend_on_the_window_it_is_cut_from() -> None:

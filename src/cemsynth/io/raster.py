@@ -21,7 +21,12 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import FloatArray, Image, ImageMeta
-from cemsynth.io.budget import check_image_size, check_spacing, max_image_pixels
+from cemsynth.io.budget import (
+    MAX_PIXELS_VARIABLE,
+    check_image_size,
+    check_spacing,
+    max_image_pixels,
+)
 from cemsynth.io.formats import ImageFormat, detect_format
 from cemsynth.io.messages import one_line
 from cemsynth.io.spacing import spacing_without_tags
@@ -90,15 +95,29 @@ def _meta(
     )
 
 
-def _read_pillow_pixels(path: Path) -> tuple[np.ndarray, int | None]:
+def _open_pillow(path: Path) -> Any:
+    """``PIL.Image.open`` with Pillow's decompression-bomb limit at the budget, as an error."""
     from PIL import Image as PILImage
 
-    PILImage.MAX_IMAGE_PIXELS = max_image_pixels()  # Pillow's bomb check: the same budget
+    budget = max_image_pixels()
+    PILImage.MAX_IMAGE_PIXELS = budget
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            handle = PILImage.open(path)
-        with handle:
+            return PILImage.open(path)
+    except (PILImage.DecompressionBombWarning, PILImage.DecompressionBombError) as exc:
+        raise InputFileError(
+            path,
+            f"more pixels than the budget of {budget:,} ({MAX_PIXELS_VARIABLE}); not decoded "
+            f"(Pillow: {one_line(exc)})",
+        ) from None
+
+
+def _read_pillow_pixels(path: Path) -> tuple[np.ndarray, int | None]:
+    from PIL import Image as PILImage
+
+    try:
+        with _open_pillow(path) as handle:
             handle.load()
             image: PILImage.Image = handle
             if image.mode in ("P", "PA"):  # palette: expand, then judge the colours
@@ -115,13 +134,14 @@ def _read_pillow_pixels(path: Path) -> tuple[np.ndarray, int | None]:
 
 
 def _pillow_header(path: Path) -> int | None:
-    from PIL import Image as PILImage
 
     try:
-        with PILImage.open(path) as handle:
+        with _open_pillow(path) as handle:
             mode = handle.mode
             width, height = handle.size
             frames = int(getattr(handle, "n_frames", 1))
+    except InputFileError:
+        raise
     except Exception as exc:  # see _read_pillow_pixels
         raise InputFileError(path, f"corrupt or unreadable image: {one_line(exc)}") from exc
     if frames > 1:

@@ -158,7 +158,7 @@ def _transfer_syntax(out: Path, index: int, source: Path, rng: np.random.Generat
     return Case(path, "transfer_syntax", f"declares {uid}, pixels raw")
 
 
-def _raster(suffix: str) -> Callable[[Path, int, Path, np.random.Generator], Case]:
+def _raster(kind: str, suffix: str) -> Callable[[Path, int, Path, np.random.Generator], Case]:
     def mutate(out: Path, index: int, source: Path, rng: np.random.Generator) -> Case:
         import pydicom
         from PIL import Image as PILImage
@@ -180,7 +180,7 @@ def _raster(suffix: str) -> Callable[[Path, int, Path, np.random.Generator], Cas
                 data[int(rng.integers(8, len(data)))] ^= 0xFF
             detail = "bytes flipped"
         path.write_bytes(bytes(data))
-        return Case(path, suffix[1:], detail)
+        return Case(path, kind, detail)
 
     return mutate
 
@@ -220,8 +220,8 @@ _MUTATORS: dict[str, Callable[[Path, int, Path, np.random.Generator], Case]] = {
     "flip_pixels": _flip("pixels"),
     "tag": _tag,
     "transfer_syntax": _transfer_syntax,
-    "png": _raster(".png"),
-    "tiff": _raster(".tif"),
+    "png": _raster("png", ".png"),
+    "tiff": _raster("tiff", ".tif"),
     "odd_name": _odd_name,
     "fifo": _special("fifo"),
     "symlink_loop": _special("symlink_loop"),
