@@ -140,6 +140,8 @@ def run_reference(
             time_limit_s=max(minutes * 60.0 - trained_s, 1.0),
         )
         trained_s += time.perf_counter() - start
+        if trained.stopped_early:  # Ctrl-C or SIGTERM: last.pt is written; stop here
+            raise KeyboardInterrupt
         point = out / "curve" / f"{minutes:g}"
         synthesize_s = time.perf_counter()
         synthesize_split(
