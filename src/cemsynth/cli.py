@@ -613,6 +613,7 @@ def evaluate(
         split=split,
         splits_path=splits,
         progress=lambda line: stderr.print(line, markup=False, highlight=False),
+        raise_unexpected=_debug,
     )
     summary = result.summary
     typer.echo(

@@ -188,3 +188,41 @@ def test_nothing_evaluated_exits_2_and_still_says_why(cohort: Path, tmp_path: Pa
             ]
         )
     assert stop.value.code == 2
+
+
+def test_bad_prediction_files_and_a_bug_skip_one_case_each(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cemsynth.evaluation.run as evaluation_run
+
+    pred = tmp_path / "pred"
+    _write_blurred(cohort, pred, skip=set(), crop=set())
+    rows = _rows(cohort / "manifest.csv")
+    corrupt, truncated, buggy = (pred / rows[i]["rc_path"] for i in (0, 1, 2))
+    corrupt.write_bytes(bytes(range(256)) * 8)
+    truncated.write_bytes(truncated.read_bytes()[:-5000])
+    real_case = evaluation_run.evaluate_case
+
+    def case_with_a_bug(record, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path) == buggy:
+            raise ZeroDivisionError("a bug met on this case")
+        return real_case(record, path, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation_run, "evaluate_case", case_with_a_bug)
+    lines: list[str] = []
+    result = run_evaluation(
+        pred, cohort / "manifest.csv", tmp_path / "report", get_preset("phantom"), FAST,
+        progress=lines.append, write_report=False,
+    )  # fmt: skip
+    assert result.summary["counts"] == {"evaluated": 5, "skipped": 3}
+    reasons = {s["path"]: s["reason"] for s in result.summary["skipped"]}
+    assert "not a DICOM file" in reasons[str(corrupt)]
+    assert "truncated DICOM file" in reasons[str(truncated)]
+    assert "internal error (ZeroDivisionError" in reasons[str(buggy)]
+    assert all("\n" not in reason for reason in reasons.values())
+    assert sum(line.startswith("skipped ") for line in lines) == 3
+    with pytest.raises(ZeroDivisionError):  # --debug: the traceback, for the bug report
+        run_evaluation(
+            pred, cohort / "manifest.csv", tmp_path / "report2", get_preset("phantom"), FAST,
+            write_report=False, raise_unexpected=True,
+        )  # fmt: skip

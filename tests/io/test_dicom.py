@@ -209,22 +209,51 @@ def test_corrupt_bytes_are_not_dicom(tmp_path: Path) -> None:
     _assert_one_line(exc, path, "not a DICOM file")
 
 
-def test_truncated_dicom_is_reported(tmp_path: Path, make_dicom) -> None:
+def test_truncated_pixel_data_counts_the_bytes(tmp_path: Path, make_dicom) -> None:
     full = make_dicom(tmp_path / "full.dcm", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
     path = tmp_path / "truncated.dcm"
     path.write_bytes(full.read_bytes()[:-3000])
-    with pytest.raises(InputFileError) as exc:
-        read_image(path)
-    _assert_one_line(exc, path, "pixel data cannot be decoded")
+    expected = 64 * 64 * 2
+    for read in (read_image, read_dicom_meta):  # the header alone shows it, before decoding
+        with pytest.raises(InputFileError) as exc:
+            read(path)
+        _assert_one_line(exc, path, "truncated", f"{expected - 3000:,} of {expected:,} bytes")
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the cut UIDs: expected
+def test_a_file_cut_anywhere_says_truncated_never_no_modality(tmp_path: Path, make_dicom) -> None:
+    full = make_dicom(tmp_path / "full.dcm", PIXELS).read_bytes()
+    path = tmp_path / "cut.dcm"
+    cuts = range(133, len(full) - 1, 3)  # past the 'DICM' marker, every third byte
+    for cut in cuts:
+        path.write_bytes(full[:cut])
+        for read in (read_image, read_dicom_meta):
+            with pytest.raises(InputFileError) as exc:
+                read(path)
+            message = str(exc.value)
+            assert "truncated" in message and "Modality" not in message, (cut, message)
+    assert len(cuts) > 50
 
 
 def test_dicom_without_pixel_data(tmp_path: Path, make_dicom) -> None:
     path = make_dicom(tmp_path / "nopix.dcm", PIXELS, with_pixels=False)
-    with pytest.raises(InputFileError) as exc:
-        read_image(path)
-    _assert_one_line(exc, path, "no pixel data")
-    with pytest.raises(InputFileError, match="no image"):
-        read_dicom_meta(path)
+    for read in (read_image, read_dicom_meta):
+        with pytest.raises(InputFileError) as exc:
+            read(path)
+        _assert_one_line(exc, path, "no pixel data", "truncated, or a header", "Mammography")
+
+
+def test_deflated_dicom_is_not_mistaken_for_truncated(tmp_path: Path, make_dicom) -> None:
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    path = make_dicom(tmp_path / "plain.dcm", PIXELS)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated = tmp_path / "deflated.dcm"
+    ds.save_as(deflated, enforce_file_format=True)
+    assert read_dicom_meta(deflated).modality == "MG"
+    np.testing.assert_array_equal(read_image(deflated).array, PIXELS.astype(np.float32))
 
 
 def test_structured_report_is_rejected(tmp_path: Path, make_dicom) -> None:

@@ -55,6 +55,7 @@ from cemsynth.evaluation.stats import bootstrap_ci, pearson, summarise, wilcoxon
 from cemsynth.imaging import FloatArray
 from cemsynth.io.atomic import write_text_atomic
 from cemsynth.io.manifest import PairRecord, read_manifest
+from cemsynth.io.messages import internal_error
 from cemsynth.preprocess.config import PreprocessConfig
 
 SUMMARY_FORMAT = "cemsynth-evaluation"
@@ -208,12 +209,15 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
     write_report: bool = True,
     targets: Targets = REFERENCE_TARGETS,
+    raise_unexpected: bool = False,
 ) -> EvaluationResult:
     """Evaluate the predictions in ``pred_dir`` against the manifest's clinical RC images.
 
     Writes ``metrics.csv``, ``summary.json`` and (``write_report``) ``report.html`` into
     ``out``; the verdict in both judges against ``targets``. Raises :class:`CemsynthError`
-    when ``pred_dir`` is missing or nothing could be evaluated.
+    when ``pred_dir`` is missing or nothing could be evaluated. An unexpected error on one case
+    (a bug met on it) skips that case with a one-line reason and the others go on, unless
+    ``raise_unexpected`` (``--debug``) lets it propagate with its traceback.
     """
     start = time.perf_counter()
     _check_extras()
@@ -260,6 +264,16 @@ def run_evaluation(
             )
             if progress is not None:
                 progress(f"skipped {case_name(record)}: {exc.problem}")
+            continue
+        except Exception as exc:  # a bug met on one case: that case's line, the others go on
+            if raise_unexpected:
+                raise
+            problem = internal_error(exc)
+            skipped.append(
+                SkippedCase(record.patient_id, record.laterality, record.view, str(path), problem)
+            )
+            if progress is not None:
+                progress(f"skipped {case_name(record)}: {problem}")
             continue
         cases.append(case)
         if progress is not None:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,9 @@ _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg",
     "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",
 }
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+# Implicit VR little endian, explicit VR little endian, explicit VR big endian.
+_NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
 _CONVERT_HINT = (
     "convert it to an uncompressed transfer syntax first (e.g. dcmtk dcmdjpeg or gdcmconv --raw)"
 )
@@ -163,13 +168,68 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Any:
     if path.is_dir():
         raise InputFileError(path, "is a folder, not a file")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            try:
+                ds = pydicom.dcmread(stream, stop_before_pixels=stop_before_pixels)
+            except InvalidDicomError:
+                raise
+            except Exception as exc:
+                # An element's header or value running past the end of the file surfaces as
+                # one of several parser errors; the parser's position tells them apart.
+                if isinstance(exc, EOFError | struct.error) or stream.tell() >= size:
+                    raise InputFileError(
+                        path, f"truncated DICOM file: it ends inside an element at byte {size:,}"
+                    ) from exc
+                raise
+            parsed_to = stream.tell()
+    except InputFileError:
+        raise
     except InvalidDicomError as exc:
         raise InputFileError(path, "not a DICOM file (no 'DICM' marker at byte 128)") from exc
     except OSError as exc:
         raise InputFileError(path, f"cannot read: {exc.strerror or one_line(exc)}") from exc
-    except Exception as exc:  # truncated or corrupt files raise assorted parser errors
+    except Exception as exc:  # corrupt files raise assorted parser errors
         raise InputFileError(path, f"corrupt DICOM file: {one_line(exc)}") from exc
+    with _corrupt_header_is_input_error(path):
+        _check_not_truncated(ds, path, size, parsed_to)
+    return ds
+
+
+def _check_not_truncated(ds: Any, path: Path, size: int, parsed_to: int) -> None:
+    """Say "truncated" rather than "no Modality tag" or "no pixel data" when the file stops early.
+
+    pydicom reads a file cut inside its header as a shorter, valid-looking dataset. An *image*
+    SOP class (from the dataset or its file meta) whose parse reached the end of the file
+    without pixel data was cut before its pixels; for native (uncompressed) transfer syntaxes
+    the header also says how many pixel bytes must follow.
+    """
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if str(syntax) == _DEFLATED and not has_pixels:
+        return  # the parser's file position is in the compressed stream: it says nothing
+    classes = (ds.get("SOPClassUID"), ds.file_meta.get("MediaStorageSOPClassUID"))
+    is_image_class = any("Image Storage" in getattr(uid, "name", "") for uid in classes)
+    if not has_pixels and parsed_to >= size and (is_image_class or len(ds) == 0):
+        raise InputFileError(
+            path, f"no pixel data: the file ends at byte {size:,}, inside or right after the "
+            f"header (truncated, or a header without its image; {_sop_class_name(ds)})",
+        )  # fmt: skip
+    native = str(syntax) in _NATIVE_SYNTAXES
+    rows, cols = _int_or_none(ds.get("Rows")), _int_or_none(ds.get("Columns"))
+    bits = _int_or_none(ds.get("BitsAllocated"))
+    if not (native and rows and cols and bits) or rows <= 0 or cols <= 0 or bits <= 0:
+        return
+    check_image_size(path, rows, cols)  # a bomb is refused as one, not as "truncated"
+    expected = rows * cols * int(ds.get("SamplesPerPixel", 1) or 1) * bits // 8
+    if has_pixels:
+        available = len(ds.PixelData) if "PixelData" in ds else expected
+    else:  # stopped before the pixel element: what is left of the file, less its 12-byte header
+        available = max(size - parsed_to - 12, 0)
+    if available < expected:
+        raise InputFileError(
+            path, f"truncated DICOM file: {available:,} of {expected:,} bytes of pixel data"
+        )
 
 
 def _meta_from_dataset(

@@ -10,6 +10,7 @@ own, together with the breast mask of each patch (metrics are scored inside the 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,25 @@ from cemsynth.io.cache import INDEX_NAME, Cache, open_cache
 
 TRAIN_STREAM = 0
 VAL_STREAM = 1
-"""Spawn keys that keep the training and validation random streams apart."""
+GLOBAL_STREAM = 2
+"""Spawn keys that keep the training, validation and global random streams apart."""
 
 
 def train_rng(seed: int, rank: int) -> np.random.Generator:
     """The patch stream of one DDP rank (independent of every other rank's)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(TRAIN_STREAM, rank)))
+
+
+def seed_global_generators(seed: int, rank: int) -> None:
+    """Seed Python's ``random`` and NumPy's legacy global generator for one DDP rank.
+
+    cemsynth never draws from them, but third-party code may; unseeded they start from OS
+    entropy, and two runs of one seed (or a run and its resume) would record different states.
+    """
+    sequence = np.random.SeedSequence(seed, spawn_key=(GLOBAL_STREAM, rank))
+    value = int(sequence.generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)  # noqa: NPY002
 
 
 @dataclass(frozen=True)

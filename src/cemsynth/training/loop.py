@@ -52,7 +52,13 @@ from cemsynth.training.checkpoint import (
     weights_fingerprint,
 )
 from cemsynth.training.config import RUNTIME_FIELDS, TrainConfig, save_train_config
-from cemsynth.training.data import TrainingData, ValPatches, load_training_data, train_rng
+from cemsynth.training.data import (
+    TrainingData,
+    ValPatches,
+    load_training_data,
+    seed_global_generators,
+    train_rng,
+)
 from cemsynth.training.distributed import (
     DistInfo,
     destroy_process_group,
@@ -243,6 +249,7 @@ class Trainer:
             sampling_boost=config.sampling_boost,
         )
         self.sampler_rng = train_rng(config.seed, info.rank)
+        seed_global_generators(config.seed, info.rank)
 
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.nets: CycleGAN = build_cyclegan(config.model).to(device)
