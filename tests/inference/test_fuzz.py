@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cemsynth.testing.fuzz import KINDS, run_campaign
+from cemsynth.testing.fuzz import HOSTILE_TAGS, KINDS, run_campaign, write_hostile_tag
 
 CI_CASES = 200
 PEAK_MEMORY_MB = 2500.0
@@ -35,3 +35,22 @@ def test_fuzz_campaign_has_no_traceback_hang_or_memory_blowup(
     assert report.tracebacks == 0, details
     assert all(c.returncode in (0, 1) for c in report.commands), details
     assert report.peak_rss_mb < PEAK_MEMORY_MB, summary
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")  # pydicom, while writing them
+def test_every_hostile_tag_is_written_and_read_as_one_line_or_an_image(
+    phantom_exam: Path, tmp_path: Path
+) -> None:
+    """The generator itself must not stop on a value pydicom refuses to convert (a DS of
+    "abc"): each hostile value is in the file, and reading it is an image or one line."""
+    from cemsynth.errors import InputFileError
+    from cemsynth.io.reader import read_image
+
+    source = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    for index, (keyword, value) in enumerate(HOSTILE_TAGS):
+        case = write_hostile_tag(tmp_path, index, source, keyword, value)
+        assert case.path.read_bytes() != source.read_bytes() or value is None, (keyword, value)
+        try:
+            read_image(case.path)
+        except InputFileError as exc:
+            assert "\n" not in str(exc) and str(case.path) in str(exc), str(exc)

@@ -119,22 +119,44 @@ def _flip(region: str) -> Callable[[Path, int, Path, np.random.Generator], Case]
 
 
 def _tag(out: Path, index: int, source: Path, rng: np.random.Generator) -> Case:
+    keyword, value = HOSTILE_TAGS[int(rng.integers(len(HOSTILE_TAGS)))]
+    return write_hostile_tag(out, index, source, keyword, value)
+
+
+def write_hostile_tag(out: Path, index: int, source: Path, keyword: str, value: object) -> Case:
+    """``source`` with ``keyword`` set to ``value`` (deleted when None), as case ``index``."""
     import pydicom
 
-    keyword, value = HOSTILE_TAGS[int(rng.integers(len(HOSTILE_TAGS)))]
     ds = pydicom.dcmread(source)
     ds.PatientID = f"F{index:05d}"
     if value is None:
         if keyword in ds:
             delattr(ds, keyword)
     else:
-        setattr(ds, keyword, value)
+        try:
+            setattr(ds, keyword, value)
+        except (ValueError, TypeError, OverflowError):  # pydicom validates: write the bytes raw
+            _set_raw(ds, keyword, value)
     path = out / _name(index)
     try:
         ds.save_as(path)
     except Exception:  # pydicom refuses some values: write the raw file with the tag dropped
         path.write_bytes(source.read_bytes())
     return Case(path, "tag", f"{keyword}={value!r}")
+
+
+def _set_raw(ds: Any, keyword: str, value: object) -> None:
+    """Put ``value`` into ``ds`` as the raw bytes a hostile writer would, without pydicom's
+    conversion (which refuses e.g. a DS of "abc")."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    items = value if isinstance(value, list | tuple) else [value]
+    raw = "\\".join(str(item) for item in items).encode("ascii")
+    raw += b" " * (len(raw) % 2)  # DICOM values have even length
+    ds[tag] = RawDataElement(tag, dictionary_VR(tag), len(raw), raw, 0, False, True)
 
 
 def _transfer_syntax(out: Path, index: int, source: Path, rng: np.random.Generator) -> Case:
