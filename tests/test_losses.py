@@ -8,6 +8,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from cemsynth.losses import (
+    enhancement_weights,
+    gaussian_blur,
     gaussian_window,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -16,6 +18,7 @@ from cemsynth.losses import (
     masked_ssim,
     ssim,
     ssim_map,
+    weighted_mae_loss,
 )
 
 C1 = (0.01 * 2.0) ** 2  # data range 2
@@ -121,3 +124,56 @@ def test_least_squares_adversarial_losses_by_hand() -> None:
     assert lsgan_generator_loss(ones).item() == 0.0
     assert lsgan_generator_loss(halves).item() == pytest.approx(0.25)
     assert lsgan_generator_loss(zeros).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 4.5])
+def test_gaussian_blur_matches_scipy(sigma: float) -> None:
+    from scipy import ndimage
+
+    image = np.random.default_rng(3).normal(size=(40, 37)).astype(np.float32)
+    ours = gaussian_blur(_t(image), sigma)[0, 0].numpy()
+    expected = ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=3.0)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def _breast_with_a_disc(contrast: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """LE: a 64 x 64 breast on the left 48 columns (air, -1, on the right); RC: flat -0.2 in
+    the breast with a radius-4 disc ``contrast`` brighter at (32, 20), -0.6 in the air."""
+    rows, cols = np.mgrid[:64, :64]
+    breast = cols < 48
+    le = np.where(breast, 0.0, -1.0).astype(np.float32)
+    disc = (rows - 32) ** 2 + (cols - 20) ** 2 <= 16
+    rc = np.where(breast, -0.2 + contrast * disc, -0.6).astype(np.float32)
+    rc += np.random.default_rng(0).normal(0, 0.01, rc.shape).astype(np.float32)
+    return _t(le), _t(rc)
+
+
+def test_enhancement_weights_favour_a_bright_disc_not_the_skin_edge() -> None:
+    le, rc = _breast_with_a_disc(contrast=0.8)
+    weights = enhancement_weights(le, rc, strength=8.0, z_floor=1.0)[0, 0].numpy()
+    assert weights.shape == (64, 64) and weights.dtype == np.float32
+    assert abs(weights.mean() - 1.0) < 1e-5  # the loss keeps its scale
+    disc = weights[30:35, 18:23].mean()
+    flat = weights[5:15, 5:15].mean()
+    edge = weights[:, 44:48].mean()  # inside the breast, next to the air
+    assert disc > 5 * flat, (disc, flat)
+    assert edge < 1.5 * flat, (edge, flat)  # the air outside is not "surroundings"
+    assert np.allclose(weights[5:15, 5:15], flat, rtol=1e-3)  # no enhancement, one weight
+
+
+def test_enhancement_weights_off_and_weighted_mae_by_hand() -> None:
+    le, rc = _breast_with_a_disc(contrast=0.8)
+    assert torch.equal(enhancement_weights(le, rc, 0.0, 1.0), torch.ones_like(rc))
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    y = torch.zeros_like(x)
+    weights = torch.tensor([[[[4.0, 0.0], [0.0, 0.0]]]])
+    assert weighted_mae_loss(x, y, weights).item() == 0.0  # 4 x |0 - 0| + 0 x the rest
+    weights = torch.tensor([[[[0.0, 0.0], [0.0, 4.0]]]])
+    assert weighted_mae_loss(x, y, weights).item() == 3.0  # 4 x 3 / 4 pixels
+    assert weighted_mae_loss(x, y, torch.ones_like(x)) == mae_loss(x, y)
+
+
+def test_enhancement_weights_ignore_a_disc_below_the_floor() -> None:
+    le, rc = _breast_with_a_disc(contrast=0.8)
+    strict = enhancement_weights(le, rc, strength=8.0, z_floor=100.0)
+    assert torch.allclose(strict, torch.ones_like(strict))

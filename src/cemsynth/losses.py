@@ -144,6 +144,64 @@ def mae_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.float() - y.float()).abs().mean()
 
 
+ENHANCEMENT_LOSS_SIGMAS_PX = (2.0, 12.0)
+"""Difference-of-Gaussians scales of :func:`enhancement_weights` (0.8 and 4.8 mm at 0.4 mm):
+a lesion-sized bump minus its surroundings."""
+ENHANCEMENT_Z_SPAN = 3.0
+"""The weight grows over this many units of z above the floor, then stays."""
+BREAST_LE_FLOOR = -0.999
+"""LE above this is breast: the cache fills everything outside the breast with -1."""
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian filter of ``(N, C, H, W)``, truncated at 3 sigma, mirrored borders
+    (scipy.ndimage.gaussian_filter's ``mode="mirror"``, ``truncate=3``). Needs H, W > 3 sigma."""
+    radius = max(int(3.0 * sigma + 0.5), 1)
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), rows, groups=channels)
+    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), cols, groups=channels)
+
+
+def enhancement_weights(
+    le: torch.Tensor, rc: torch.Tensor, strength: float, z_floor: float
+) -> torch.Tensor:
+    """Per-pixel loss weights that favour enhancing pixels, from the RC target alone.
+
+    ``z`` is the difference of Gaussians of the RC inside the breast (normalised convolution
+    at :data:`ENHANCEMENT_LOSS_SIGMAS_PX`, so the skin edge does not count as enhancement)
+    over its root mean square inside the breast of the batch; the weight is
+    ``1 + strength * clip(z - z_floor, 0, ENHANCEMENT_Z_SPAN)``, divided by its batch mean so
+    the loss keeps its scale. ``le``, ``rc``: float32 ``(N, 1, H, W)`` in [-1, 1] (LE only
+    locates the breast). Returns float32 ``(N, 1, H, W)``, no gradient; all ones when
+    ``strength`` is 0. Uses no truth mask, so it applies to clinical data.
+    """
+    with torch.no_grad():
+        if strength == 0:
+            return torch.ones_like(rc, dtype=torch.float32)
+        inside = (le > BREAST_LE_FLOOR).float()
+        rc = rc.float()
+
+        def inside_mean(sigma: float) -> torch.Tensor:
+            return gaussian_blur(rc * inside, sigma) / gaussian_blur(inside, sigma).clamp_min(1e-3)
+
+        small, large = ENHANCEMENT_LOSS_SIGMAS_PX
+        dog = (inside_mean(small) - inside_mean(large)) * inside
+        spread = (dog.square().sum() / inside.sum().clamp_min(1.0)).sqrt().clamp_min(1e-6)
+        excess = (dog / spread - z_floor).clamp(0.0, ENHANCEMENT_Z_SPAN)
+        weights = 1.0 + strength * excess
+        return weights / weights.mean()
+
+
+def weighted_mae_loss(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``mean(weights * |x - y|)`` over the batch; equals :func:`mae_loss` for unit weights."""
+    return (weights * (x.float() - y.float()).abs()).mean()
+
+
 def mae_ssim_loss(
     x: torch.Tensor, y: torch.Tensor, mae_weight: float, ssim_weight: float
 ) -> torch.Tensor:
@@ -187,6 +245,9 @@ class LossWeights:
         + cycle * [mae * MAE(F(G(x)), x) + ssim * (1 - SSIM(F(G(x)), x))]
         + identity * MAE(G(y), y)
         + paired * [mae * MAE(G(x), y) + ssim * (1 - SSIM(G(x), y))]
+
+    With ``enhancement`` > 0 the LE -> RC paired MAE is weighted per pixel by
+    :func:`enhancement_weights` (``enhancement`` its strength, ``enhancement_z`` its floor).
     """
 
     adversarial: float
@@ -195,9 +256,13 @@ class LossWeights:
     paired: float
     mae: float
     ssim: float
+    enhancement: float = 0.0
+    enhancement_z: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("adversarial", "cycle", "identity", "paired", "mae", "ssim"):
+        for name in ("adversarial", "cycle", "identity", "paired", "mae", "ssim", "enhancement"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"loss weight {name} must be a finite number >= 0, got {value}")
+        if not math.isfinite(self.enhancement_z):
+            raise ValueError(f"enhancement_z must be a finite number, got {self.enhancement_z}")

@@ -22,6 +22,7 @@ from cemsynth.training import (
     read_checkpoint,
     run_training,
 )
+from cemsynth.training.config import TrainConfig
 from cemsynth.training.loop import TRAIN_LOG, VAL_LOG
 
 from .conftest import TINY_MODEL, tiny_config
@@ -347,3 +348,39 @@ def test_supervised_step_trains_only_the_le_to_rc_generator(tiny_cache: Path) ->
 def test_reverse_generator_off_needs_no_cycle() -> None:
     with pytest.raises(ConfigError, match="needs loss_cycle 0"):
         tiny_config(reverse_generator=False, loss_cycle=1.0)
+
+
+def test_enhancement_weighted_paired_loss_is_the_weighted_mae() -> None:
+    from cemsynth.losses import enhancement_weights
+
+    config = tiny_config(
+        reverse_generator=False, loss_adversarial=0.0, loss_cycle=0.0, loss_identity=0.0,
+        loss_paired=1.0, loss_mae=1.0, loss_ssim=0.0, loss_enhancement=8.0, enhancement_z=0.5,
+    )  # fmt: skip
+    nets = build_cyclegan(config.model)
+    opt_g, opt_d = make_optimizers(nets, 1e-3, 1e-3, (0.9, 0.999))
+    step = TrainStep(nets, StepNetworks.plain(nets), opt_g, opt_d, config.loss_weights(), None,
+                     "cpu", reverse_generator=False)  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    le = torch.rand(2, 1, 48, 48, generator=generator) * 2 - 1
+    rc = torch.rand(2, 1, 48, 48, generator=generator) * 2 - 1
+    weights = enhancement_weights(le, rc, 8.0, 0.5)
+    assert weights.max() > 2.0  # the weighting is on, so the check below can fail
+    with torch.no_grad():
+        expected = (weights * (nets.g_le_to_rc(le) - rc).abs()).mean()
+        plain = (nets.g_le_to_rc(le) - rc).abs().mean()
+    losses = step(le, rc)
+    assert losses["g_paired"] == pytest.approx(expected.item(), rel=1e-5)
+    assert losses["g_paired"] != pytest.approx(plain.item(), rel=1e-3)
+
+
+def test_enhancement_settings_are_checked_and_travel_in_the_config() -> None:
+    config = tiny_config(loss_enhancement=8.0, enhancement_z=-0.5)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    old = config.to_dict()
+    del old["loss_enhancement"], old["enhancement_z"]  # a checkpoint written before them
+    assert TrainConfig.from_dict(old).loss_enhancement == 0.0
+    with pytest.raises(ConfigError, match="loss_enhancement"):
+        tiny_config(loss_enhancement=-1.0)
+    with pytest.raises(ConfigError, match="enhancement_z"):
+        tiny_config(enhancement_z=float("nan"))

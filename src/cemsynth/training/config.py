@@ -101,6 +101,13 @@ class TrainConfig:
             with the same MAE/SSIM mix as the cycle term (the paper trains on pairs).
         loss_mae, loss_ssim: The mix inside the cycle and paired terms:
             ``loss_mae * MAE + loss_ssim * (1 - SSIM)`` (the paper: equal weights).
+        loss_enhancement: Weight the LE -> RC paired MAE per pixel towards enhancing pixels
+            of the RC target (0: off, the paper's plain MAE): ``1 + loss_enhancement *
+            clip(z - enhancement_z, 0, 3)``, z the RC's local excess over its surroundings in
+            units of its spread, from the RC alone (see
+            :func:`cemsynth.losses.enhancement_weights`; measured in docs/results.md, "Tried,
+            not adopted").
+        enhancement_z: The z above which ``loss_enhancement`` starts to weigh.
         val_every: Validate (and maybe write ``best.pt``) every this many steps and at the end.
         val_patches: Fixed validation patches drawn once from the val split's images.
         log_every: Steps per row of the training log (losses averaged over the row's steps).
@@ -141,6 +148,8 @@ class TrainConfig:
     loss_paired: float = 10.0
     loss_mae: float = 0.5
     loss_ssim: float = 0.5
+    loss_enhancement: float = 0.0
+    enhancement_z: float = 1.0
     # validation, logs, checkpoints
     val_every: int = 250
     val_patches: int = 64
@@ -186,10 +195,14 @@ class TrainConfig:
             "loss_paired",
             "loss_mae",
             "loss_ssim",
+            "loss_enhancement",
             "sampling_boost",
             "grad_clip_norm",
         ):
             object.__setattr__(self, name, _check_float(name, getattr(self, name), minimum=0.0))
+        object.__setattr__(
+            self, "enhancement_z", _check_float("enhancement_z", self.enhancement_z, None)
+        )
         for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             value = _check_float(name, getattr(self, name), minimum=0.0)
             if value >= 1.0:
@@ -229,6 +242,8 @@ class TrainConfig:
             paired=self.loss_paired,
             mae=self.loss_mae,
             ssim=self.loss_ssim,
+            enhancement=self.loss_enhancement,
+            enhancement_z=self.enhancement_z,
         )
 
     # --- serialisation ------------------------------------------------------------------
@@ -274,11 +289,13 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def _check_float(name: str, value: object, minimum: float) -> float:
+def _check_float(name: str, value: object, minimum: float | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     number = float(value)
-    if not math.isfinite(number) or number < minimum:
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and number < minimum:
         raise ConfigError(f"{name} must be a finite number >= {minimum}, got {value!r}")
     return number
 

@@ -39,10 +39,12 @@ from torch import nn
 
 from cemsynth.losses import (
     LossWeights,
+    enhancement_weights,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     mae_loss,
     mae_ssim_loss,
+    weighted_mae_loss,
 )
 from cemsynth.models.cyclegan import CycleGAN
 
@@ -195,7 +197,12 @@ class TrainStep:
                 identity = mae_loss(same_rc, rc)
                 if same_le is not None:
                     identity = identity + mae_loss(same_le, le)
-            paired = mae_ssim_loss(fake_rc, rc, **mix_weights)
+            if w.enhancement > 0:  # the MAE of LE -> RC weighted towards enhancing pixels
+                weights = enhancement_weights(le, rc, w.enhancement, w.enhancement_z)
+                paired = w.mae * weighted_mae_loss(fake_rc, rc, weights)
+                paired = paired + mae_ssim_loss(fake_rc, rc, 0.0, w.ssim)
+            else:
+                paired = mae_ssim_loss(fake_rc, rc, **mix_weights)
             if fake_le is not None:
                 paired = paired + mae_ssim_loss(fake_le, le, **mix_weights)
             g_total = (
