@@ -48,7 +48,10 @@ def main() -> int:
         kinds.update(report.kinds)
         peak = max(peak, report.peak_rss_mb)
         print(f"batch {batch}: {json.dumps(summary, default=str)}", flush=True)
-        if report.tracebacks or report.hangs:
+        for command in report.commands:
+            for line in command.internal_error_lines:  # a bug met on one file: name it
+                print(f"  {command.command}: {line}")
+        if report.tracebacks or report.hangs or summary["internal_errors"]:
             for command in report.commands:
                 print(f"  {command.command} rc {command.returncode}:\n{command.stderr_tail}")
         else:

@@ -351,3 +351,28 @@ def test_le_headers_without_laterality_or_spacing_and_odd_rescale_do_not_stop_th
     assert first.ImageLaterality == "L"
     assert [float(v) for v in first.ImagerPixelSpacing] == [0.1, 0.1]
     assert written["no_laterality.dcm"].ImageLaterality == "U"
+
+
+def test_a_series_number_made_of_several_values_is_not_an_internal_error(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the 10,000-case fuzz campaign: a byte flip made SeriesNumber (IS) two values
+    and the DICOM writer's int() met a MultiValue. The output gets its own series number."""
+    import pydicom
+
+    from cemsynth.inference.dicom_out import SERIES_NUMBER_OFFSET
+    from cemsynth.testing.fuzz import write_hostile_tag
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = phantom_exam / "P0001" / "L_CC_LE.dcm"
+    for index, value in enumerate((["1", "R"], "abc")):
+        write_hostile_tag(folder, index, source, "SeriesNumber", value)
+    out = tmp_path / "out"
+    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
+                *TORCH_CPU])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0 and "internal error" not in captured.err, captured.err
+    written = [pydicom.dcmread(p) for p in sorted(out.glob("*.dcm"))]
+    assert len(written) == 2
+    assert all(ds.SeriesNumber == SERIES_NUMBER_OFFSET for ds in written)

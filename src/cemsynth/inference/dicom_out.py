@@ -138,6 +138,15 @@ def derivation_description(identity: ModelIdentity, source_uid: str, settings: s
     return text[:1024]
 
 
+def _series_number(value: object) -> int:
+    """The LE's SeriesNumber as an int; 0 when absent or unusable (a corrupt header can make
+    it several values, or text): the output's own number only needs to differ from it."""
+    try:
+        return abs(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _code(value: tuple[str, str, str]) -> Any:
     from highdicom.sr import CodedConcept
 
@@ -219,7 +228,7 @@ def build_synthetic_dataset(
     ds.Modality = "MG"
     ds.PresentationIntentType = "FOR PRESENTATION"
     ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = int(source.get("SeriesNumber") or 0) % 1000 + SERIES_NUMBER_OFFSET
+    ds.SeriesNumber = _series_number(source.get("SeriesNumber")) % 1000 + SERIES_NUMBER_OFFSET
     ds.SeriesDescription = PREVIEW_SERIES_DESCRIPTION if preview else SERIES_DESCRIPTION
     ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")

@@ -264,6 +264,7 @@ class CommandResult:
     tracebacks: int
     internal_errors: int
     stderr_tail: str = ""
+    internal_error_lines: tuple[str, ...] = ()
 
 
 @dataclass
@@ -323,6 +324,7 @@ def run_command(args: Sequence[str], timeout_s: float) -> CommandResult:
         tracebacks=stderr.count("Traceback (most recent call last)"),
         internal_errors=sum(1 for line in lines if "internal error" in line),
         stderr_tail="\n".join(lines[-5:]),
+        internal_error_lines=tuple(line for line in lines if "internal error" in line),
     )
 
 
