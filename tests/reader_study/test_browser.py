@@ -9,15 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +22,7 @@ from cemsynth.reader_study.auth import issue_token
 from cemsynth.reader_study.build import build_study
 from cemsynth.reader_study.study import key_dir, load_auth
 
-from .conftest import make_cohort
+from .conftest import Server, free_port, make_cohort
 
 pytestmark = pytest.mark.slow
 
@@ -46,55 +39,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``cemsynth reader-study serve`` as a real subprocess on 127.0.0.1."""
-
-    def __init__(self, study: Path, port: int, log: Path) -> None:
-        self.study, self.port, self.log = study, port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cemsynth",
-                    "reader-study",
-                    "serve",
-                    str(self.study),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     cohort = make_cohort(tmp_path / "inputs", n_patients=3)
@@ -108,7 +52,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         washout_days=0,
         start=None,
     )  # opens now
-    running = Server(tmp_path / "study", _free_port(), tmp_path / "server.log")
+    running = Server(tmp_path / "study", free_port(), tmp_path / "server.log")
     running.start()
     yield running
     running.kill()
