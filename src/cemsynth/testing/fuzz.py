@@ -150,9 +150,11 @@ def _set_raw(ds: Any, keyword: str, value: object) -> None:
     conversion (which refuses e.g. a DS of "abc")."""
     from pydicom.datadict import dictionary_VR, tag_for_keyword
     from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
 
-    tag = tag_for_keyword(keyword)
-    assert tag is not None, keyword
+    number = tag_for_keyword(keyword)
+    assert number is not None, keyword
+    tag = Tag(number)
     items = value if isinstance(value, list | tuple) else [value]
     raw = "\\".join(str(item) for item in items).encode("ascii")
     raw += b" " * (len(raw) % 2)  # DICOM values have even length
