@@ -34,7 +34,7 @@ demo: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/cemsynth reference-run
 
-# The long fuzz campaign (10,000 mutated inputs through index, preprocess, predict; hours).
+# The long fuzz campaign (10,000 mutated inputs through index, preprocess, predict; about 10 min).
 fuzz: $(STAMP)
 	$(BIN)/python tools/fuzz.py
 
