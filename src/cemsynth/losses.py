@@ -157,14 +157,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian filter of ``(N, C, H, W)``, truncated at 3 sigma, mirrored borders
     (scipy.ndimage.gaussian_filter's ``mode="mirror"``, ``truncate=3``). Needs H, W > 3 sigma."""
     radius = max(int(3.0 * sigma + 0.5), 1)
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = x.shape[1]
-    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), rows, groups=channels)
-    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), cols, groups=channels)
+    taps = gaussian_window(2 * radius + 1, sigma, device=x.device, dtype=x.dtype)
+    return _filter(F.pad(x, (radius, radius, radius, radius), mode="reflect"), taps)
 
 
 def enhancement_weights(
