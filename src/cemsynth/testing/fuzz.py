@@ -264,9 +264,12 @@ class CommandResult:
     timed_out: bool
     error_lines: int
     tracebacks: int
-    internal_errors: int
-    stderr_tail: str = ""
     internal_error_lines: tuple[str, ...] = ()
+    stderr_tail: str = ""
+
+    @property
+    def internal_errors(self) -> int:
+        return len(self.internal_error_lines)
 
 
 @dataclass
@@ -324,9 +327,8 @@ def run_command(args: Sequence[str], timeout_s: float) -> CommandResult:
         timed_out=timed_out,
         error_lines=sum(1 for line in lines if ": " in line and not line.startswith(" ")),
         tracebacks=stderr.count("Traceback (most recent call last)"),
-        internal_errors=sum(1 for line in lines if "internal error" in line),
-        stderr_tail="\n".join(lines[-5:]),
         internal_error_lines=tuple(line for line in lines if "internal error" in line),
+        stderr_tail="\n".join(lines[-5:]),
     )
 
 
