@@ -45,9 +45,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# ruff, and the import layers of pyproject.toml ([tool.importlinter]; docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

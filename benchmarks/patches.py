@@ -23,9 +23,9 @@ from PIL import Image as PILImage
 
 from cemsynth.batch import BatchReport
 from cemsynth.data.patches import PatchPair, PatchSampler
-from cemsynth.io.cache import build_cache, open_cache
 from cemsynth.io.manifest import PairRecord
 from cemsynth.preprocess import PreprocessConfig
+from cemsynth.preprocess.cache import build_cache, open_cache
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 
 BATCH = 20

@@ -5,7 +5,7 @@ into a temporary folder, then times, in the same run:
 
 - **baseline**: a straightforward single-process path (full-image Otsu, scikit-image
   ``label`` and ``resize`` with ``anti_aliasing=True``, ``np.savez`` output);
-- **cemsynth, 1 worker** and **cemsynth, 2 workers**: :func:`cemsynth.io.cache.build_cache`
+- **cemsynth, 1 worker** and **cemsynth, 2 workers**: :func:`cemsynth.preprocess.cache.build_cache`
   (read, mask, crop, separable bilinear resampling, window, atomic ``.npy`` writes).
 
 Each path runs in a fresh Python process of its own (this script again, with ``--measure``),
@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from cemsynth.batch import BatchReport
-from cemsynth.io.cache import build_cache
 from cemsynth.io.manifest import PairRecord, read_manifest, write_manifest
 from cemsynth.io.reader import read_image
 from cemsynth.preprocess import PreprocessConfig
+from cemsynth.preprocess.cache import build_cache
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 
 FULL_SHAPE = (2850, 2394)

@@ -56,10 +56,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cemsynth.devices import resolve_device
 from cemsynth.inference.backends import (
     OnnxWindowModel,
     TorchWindowModel,
-    resolve_device,
     resolve_workers,
 )
 from cemsynth.inference.config import SlidingWindowConfig
@@ -233,16 +233,20 @@ def bench_preset(
 
 
 def _onnx(generator: torch.nn.Module, preset: str) -> bytes:
-    from cemsynth.inference.backends import CheckpointModel, ModelIdentity
-    from cemsynth.preprocess.config import get_preset as preprocess_preset
+    from cemsynth.checkpoint import CheckpointInfo, LoadedGenerator
 
-    model = CheckpointModel(
-        generator=copy.deepcopy(generator),
+    phantom = get_preset("phantom")
+    info = CheckpointInfo(
+        path=Path(f"random-{preset}"),
+        step=0,
         model_config=get_model_preset(preset),
-        preprocess_config=preprocess_preset("phantom"),
-        identity=ModelIdentity(name=f"random-{preset}", sha256="0" * 64, step=0, trained_with=""),
+        preprocess_config=phantom,
+        preprocess_config_hash=phantom.config_hash(),
+        train_config={},
+        versions={},
+        patch_size=None,
     )
-    return onnx_bytes(model)
+    return onnx_bytes(LoadedGenerator(copy.deepcopy(generator), info, sha256="0" * 64))
 
 
 def bench_bf16(

@@ -1,4 +1,5 @@
-"""Shared test helpers: tiny hand-made DICOM files and the location of ../shared data."""
+"""Shared test helpers: the command line run in-process, tiny hand-made DICOM files and the
+location of ../shared data."""
 
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 CDD_CESM_SUBSET = SHARED_DIR / "data" / "cdd-cesm-subset"
 
 MakeDicom = Callable[..., Path]
+RunCli = Callable[[list[str]], tuple[int, str, str]]
+"""``run_cli(args)`` -> (exit code, stdout, stderr) of ``cemsynth ARGS``."""
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Run ``cemsynth ARGS`` in-process through :func:`cemsynth.cli.main`, as a user would.
+
+    Returns the exit code (0 when ``main`` returns without exiting; 1 for a non-integer
+    ``SystemExit`` code) and what the command printed to stdout and stderr.
+    """
+    from cemsynth.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+            raise SystemExit(0)
+        captured = capsys.readouterr()
+        code = exit_info.value.code
+        return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+    return run
 
 
 def write_test_dicom(

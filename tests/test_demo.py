@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from cemsynth.cli import main
 from cemsynth.demo import (
     DEMO_TARGETS,
     MARKER_NAME,
@@ -24,20 +24,14 @@ from cemsynth.evaluation.criteria import judge
 from cemsynth.evaluation.run import lesion_contrast_summary
 from cemsynth.io.manifest import PairRecord
 
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
+
 
 @pytest.fixture(autouse=True)
 def restore_omp_wait_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """``cemsynth demo`` sets OMP_WAIT_POLICY; keep it out of later tests' subprocesses."""
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
 # --- settings and the output folder --------------------------------------------------------
@@ -57,21 +51,19 @@ def test_bad_settings_are_one_line_errors(changes: dict[str, float], message: st
         DemoSettings(**changes)  # type: ignore[arg-type]
 
 
-def test_non_empty_out_is_refused_without_force(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_non_empty_out_is_refused_without_force(tmp_path: Path, run_cli: RunCli) -> None:
     (tmp_path / "mine.txt").write_text("keep me")
-    code, _, err = run_cli(["demo", "--out", str(tmp_path)], capsys)
+    code, _, err = run_cli(["demo", "--out", str(tmp_path)])
     assert code == 2
     assert err.count("\n") == 1 and "not empty; add --force" in err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 
 def test_force_never_deletes_a_folder_the_demo_did_not_make(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     (tmp_path / "mine.txt").write_text("keep me")
-    code, _, err = run_cli(["demo", "--out", str(tmp_path), "--force"], capsys)
+    code, _, err = run_cli(["demo", "--out", str(tmp_path), "--force"])
     assert code == 2 and f"no {STAMP_NAME}" in err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
@@ -93,7 +85,7 @@ def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_interrupt_leaves_the_marker_and_no_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     from cemsynth.phantom import cohort
 
@@ -106,7 +98,7 @@ def test_interrupt_leaves_the_marker_and_no_report(
         run_demo(out, DemoSettings(patients=3))
     assert (out / MARKER_NAME).is_file() and not (out / "report").exists()
     # the CLI: exit 130 and a line that says what is left
-    code, _, err = run_cli(["demo", "--out", str(out), "--force"], capsys)
+    code, _, err = run_cli(["demo", "--out", str(out), "--force"])
     assert code == 130
     assert f"{MARKER_NAME} marks it" in err and "rerun with --force" in err
 

@@ -38,8 +38,8 @@ from cemsynth.demo import (
 )
 from cemsynth.evaluation.config import BASELINE_FLAT_TRAIN, BASELINE_LE
 from cemsynth.evaluation.criteria import Targets, Verdict, judge
-from cemsynth.io.cache import open_cache
 from cemsynth.io.manifest import read_manifest, write_manifest
+from cemsynth.preprocess.cache import open_cache
 from cemsynth.preprocess.config import PreprocessConfig
 
 pytestmark = pytest.mark.slow
@@ -192,10 +192,10 @@ def _control(golden: DemoResult, control: str, folder: Path) -> Verdict:
         pred_dir,
         manifest,
         folder / "report",
-        preprocess,
         golden.splits,
         bootstrap=GOLDEN.bootstrap,
         lpips=False,
         targets=GOLDEN_TARGETS,
+        preprocess=preprocess,  # the wrong-window folder has no provenance.json
     )
     return judge(evaluation.summary, GOLDEN_TARGETS)

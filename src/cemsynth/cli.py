@@ -8,6 +8,8 @@ are printed as one line on stderr with a non-zero exit; ``--debug`` shows the tr
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,10 @@ import typer
 from typer.exceptions import TyperException
 
 from cemsynth import __version__
+from cemsynth.data.splits import SplitConfig
+from cemsynth.demo import DEMO_OUT, DemoSettings
 from cemsynth.errors import CemsynthError
+from cemsynth.evaluation.config import EvaluationConfig
 from cemsynth.inference.config import (  # defaults for --help; no torch import
     BACKENDS,
     BLEND_MODES,
@@ -26,7 +31,13 @@ from cemsynth.inference.config import (  # defaults for --help; no torch import
     RuntimeConfig,
     SlidingWindowConfig,
 )
+from cemsynth.phantom.config import SIZE_PRESETS, CohortConfig
+from cemsynth.preprocess.config import PRESETS as PREPROCESS_PRESETS
+from cemsynth.preprocess.config import PreprocessConfig
 from cemsynth.reader_study.cli import reader_study_app
+from cemsynth.reference import REFERENCE_OUT, ReferenceSettings
+from cemsynth.training.config import PRECISIONS as TRAIN_PRECISIONS
+from cemsynth.training.config import TRAIN_PRESETS, TrainConfig
 
 app = typer.Typer(
     name="cemsynth",
@@ -40,7 +51,36 @@ app = typer.Typer(
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_debug = False
+
+@dataclass(frozen=True)
+class CliSettings:
+    """Settings of one ``cemsynth`` run, from the root options; the commands find them as
+    typer's context object (so no module state outlives a run, in tests either).
+
+    Attributes:
+        debug: ``--debug``: unexpected errors and user errors keep their traceback.
+    """
+
+    debug: bool = False
+
+
+def _debug(ctx: typer.Context) -> bool:
+    """Whether ``ctx``'s command was asked for ``--debug`` (the root's :class:`CliSettings`)."""
+    settings = ctx.find_object(CliSettings)
+    return settings is not None and settings.debug
+
+
+def _wants_debug(args: Sequence[str]) -> bool:
+    """Whether ``--debug`` is among the root options of ``args`` (before the command name).
+
+    For :func:`main`'s error handler, which runs after the command's context is gone.
+    """
+    for arg in args:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):  # the command name: its options are its own
+            return False
+    return False
 
 
 def _version_callback(value: bool) -> None:
@@ -51,6 +91,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks for errors.")
     ] = False,
@@ -61,29 +102,34 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    ctx.obj = CliSettings(debug=debug)
 
 
 # --- built-in dataset -----------------------------------------------------------------------
+
+_COHORT = CohortConfig()
 
 
 @app.command()
 def phantom(
     out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing).")],
-    patients: Annotated[int, typer.Option("--patients", help="Number of patients.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same files.")] = 0,
+    patients: Annotated[
+        int, typer.Option("--patients", help="Number of patients.")
+    ] = _COHORT.patients,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; same seed, same files.")
+    ] = _COHORT.seed,
     pixel_mm: Annotated[
         float, typer.Option("--pixel-mm", help="Detector pixel pitch in mm.")
-    ] = 0.1,
+    ] = _COHORT.pixel_mm,
     size: Annotated[
         str,
         typer.Option(
             "--size",
-            help="full: the whole detector matrix (2850 x 2394 at 0.1 mm); "
-            "small: the same field read out with 4x4 binning, for fast tests.",
+            help=f"Detector read-out, {' | '.join(SIZE_PRESETS)}. full: the whole matrix "
+            "(2850 x 2394 at 0.1 mm); small: the same field with 4x4 binning, for fast tests.",
         ),
-    ] = "full",
+    ] = _COHORT.size,
     halo_share: Annotated[
         float | None,
         typer.Option("--halo-share", help="Share of images with the halo artifact (0-1)."),
@@ -122,6 +168,7 @@ def phantom(
 
 @app.command()
 def index(
+    ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Folder to search for images (recursively).")],
     out: Annotated[
         Path, typer.Option("--out", help="Manifest CSV to write; unpaired.csv goes beside it.")
@@ -178,7 +225,7 @@ def index(
         progress=True,
         console=stderr,
         out=out,
-        raise_unexpected=_debug,
+        raise_unexpected=_debug(ctx),
     )
     write_index(result, out)
     print_index_summary(result, out, stdout)
@@ -189,6 +236,7 @@ def index(
 
 @app.command()
 def preprocess(
+    ctx: typer.Context,
     manifest: Annotated[
         Path, typer.Argument(help="Manifest CSV (from cemsynth index or phantom).")
     ],
@@ -202,7 +250,9 @@ def preprocess(
     preset: Annotated[
         str | None,
         typer.Option(
-            "--preset", help="paper | 8bit | phantom (default: the config's, else paper)."
+            "--preset",
+            help=f"{' | '.join(PREPROCESS_PRESETS)} (default: the config's, else "
+            f"{PreprocessConfig().preset}).",
         ),
     ] = None,
     workers: Annotated[
@@ -225,9 +275,9 @@ def preprocess(
     from rich.console import Console
 
     from cemsynth.batch import BatchReport
-    from cemsynth.data.splits import SPLITS_NAME, SplitConfig, read_splits, split_cache
-    from cemsynth.io.cache import build_cache
+    from cemsynth.data.splits import ensure_default_split
     from cemsynth.io.manifest import read_manifest
+    from cemsynth.preprocess.cache import build_cache
     from cemsynth.preprocess.config import load_preprocess_config
 
     stdout, stderr = Console(), Console(stderr=True)
@@ -242,7 +292,7 @@ def preprocess(
         workers=workers,
         manifest_path=manifest,
         progress_console=stderr,
-        raise_unexpected=_debug,
+        raise_unexpected=_debug(ctx),
     )
     stdout.print(
         f"{len(result.entries)} pairs in {out} ({result.n_reused} reused, "
@@ -250,24 +300,19 @@ def preprocess(
         markup=False,
         highlight=False,
     )
-    splits_path = out / SPLITS_NAME
     if write_split and result.entries:
-        if not splits_path.exists():
-            split_cache(out, SplitConfig())
-            stdout.print(f"default split written to {splits_path}", markup=False)
-        else:
-            existing = read_splits(splits_path)
-            listed = {key for keys in existing.entries.values() for key in keys}
-            if listed != {entry.key for entry in result.entries}:
-                stderr.print(
-                    f"warning: {splits_path} does not list exactly the cached pairs; "
-                    f"run: cemsynth split {out}",
-                    markup=False,
-                    highlight=False,
-                )
+        split = ensure_default_split(out)
+        warning = split.warning()
+        if split.written:
+            stdout.print(f"default split written to {split.path}", markup=False)
+        elif warning is not None:
+            stderr.print(warning, markup=False, highlight=False)
     if report.failures:
         report.print_summary(stdout, what="pairs")
     raise typer.Exit(report.exit_code)
+
+
+_SPLIT = SplitConfig()
 
 
 @app.command()
@@ -276,23 +321,26 @@ def split(
     out: Annotated[
         Path | None, typer.Option("--out", help="Splits JSON (default: CACHE/splits.json).")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"Random seed (default {_SPLIT.seed}).")
+    ] = None,
     val: Annotated[
-        float | None, typer.Option("--val", help="Share of patients for validation (default 0.1).")
+        float | None,
+        typer.Option(
+            "--val", help=f"Share of patients for validation (default {_SPLIT.val_fraction})."
+        ),
     ] = None,
     test: Annotated[
-        float | None, typer.Option("--test", help="Share of patients for testing (default 0.2).")
+        float | None,
+        typer.Option(
+            "--test", help=f"Share of patients for testing (default {_SPLIT.test_fraction})."
+        ),
     ] = None,
 ) -> None:
     """Split the cached pairs by patient into train/val/test, stratified by lesion status."""
-    from cemsynth.data.splits import SPLITS_NAME, SplitConfig, split_cache
+    from cemsynth.data.splits import SPLITS_NAME, split_cache
 
-    defaults = SplitConfig()
-    settings = SplitConfig(
-        val_fraction=defaults.val_fraction if val is None else val,
-        test_fraction=defaults.test_fraction if test is None else test,
-        seed=defaults.seed if seed is None else seed,
-    )
+    settings = _SPLIT.with_overrides(val_fraction=val, test_fraction=test, seed=seed)
     target = out if out is not None else cache / SPLITS_NAME
     splits = split_cache(cache, settings, out=target)
     counts = ", ".join(
@@ -304,6 +352,12 @@ def split(
 
 # --- training -------------------------------------------------------------------------------
 
+_TRAIN = TrainConfig()
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
 
 @app.command()
 def train(
@@ -311,7 +365,10 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints and logs.")],
     preset: Annotated[
         str | None,
-        typer.Option("--preset", help="paper | small (default: the config's, else paper)."),
+        typer.Option(
+            "--preset",
+            help=f"{' | '.join(TRAIN_PRESETS)} (default: the config's, else {_TRAIN.preset}).",
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")
@@ -324,20 +381,33 @@ def train(
         int | None, typer.Option("--max-steps", help="Train up to this step (total).")
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="auto | cpu | cuda (default: auto).")
+        str | None,
+        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_TRAIN.device})."),
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option("--precision", help="auto | fp32 | bf16 (default auto: bf16 on CUDA)."),
+        typer.Option(
+            "--precision",
+            help=f"{' | '.join(TRAIN_PRECISIONS)} (default: {_TRAIN.precision}; auto: bf16 on "
+            "CUDA, fp32 on the CPU).",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"Random seed (default {_TRAIN.seed}).")
+    ] = None,
     compile_networks: Annotated[
         bool | None,
-        typer.Option("--compile/--no-compile", help="torch.compile the networks (default off)."),
+        typer.Option(
+            "--compile/--no-compile",
+            help=f"torch.compile the networks (default {_on_off(_TRAIN.compile)}).",
+        ),
     ] = None,
     channels_last: Annotated[
         bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format."),
+        typer.Option(
+            "--channels-last/--no-channels-last",
+            help=f"Channels-last memory format (default {_on_off(_TRAIN.channels_last)}).",
+        ),
     ] = None,
 ) -> None:
     """Train the cycle-GAN on CACHE's train split; validate on its val split.
@@ -345,8 +415,6 @@ def train(
     Multi-process (DDP): torchrun --nproc_per_node=K -m cemsynth train CACHE --out RUN ...
     """
     import os
-    from dataclasses import replace
-    from typing import Any
 
     from cemsynth.training import load_train_config, run_training, saved_train_config
 
@@ -354,15 +422,14 @@ def train(
         settings = saved_train_config(out)
     else:
         settings = load_train_config(config, preset=preset)
-    changes: dict[str, Any] = {
-        "max_steps": max_steps,
-        "device": device,
-        "precision": precision,
-        "seed": seed,
-        "compile": compile_networks,
-        "channels_last": channels_last,
-    }
-    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    settings = settings.with_overrides(
+        max_steps=max_steps,
+        device=device,
+        precision=precision,
+        seed=seed,
+        compile=compile_networks,
+        channels_last=channels_last,
+    )
     result = run_training(cache, out, settings, resume=resume, progress=True)
     if int(os.environ.get("RANK", "0")) == 0:
         best = (
@@ -385,6 +452,7 @@ _RUNTIME = RuntimeConfig()
 
 @app.command()
 def predict(
+    ctx: typer.Context,
     inputs: Annotated[
         list[Path],
         typer.Argument(help="LE images (DICOM, PNG, TIFF), folders of them, or manifest CSVs."),
@@ -399,6 +467,14 @@ def predict(
         typer.Option(
             "--format",
             help=f"{' | '.join(OUTPUT_FORMATS)} (default: {DEFAULT_OUTPUT_FORMAT}).",
+        ),
+    ] = None,
+    window_size: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            help="Window side in pixels (default: the model's training patch size, "
+            f"else {_WINDOW.window_size()}).",
         ),
     ] = None,
     stride: Annotated[
@@ -458,36 +534,28 @@ def predict(
     """Synthesize recombined images from LE images, on their original pixel grid.
 
     Writes one image per input to OUT (DICOM: a derived, labelled image of the LE image's
-    study) and OUT/synthetic_manifest.csv. Refuses, before any inference, an OUT that holds
-    an input or a file predict did not write. Exit code 0: done; 1: done, but some files
-    failed (listed); 2: stopped.
+    study), OUT/synthetic_manifest.csv and OUT/provenance.json (the model, preprocessing and
+    settings; evaluate reads it). Refuses, before any inference, an OUT that holds an input,
+    a file predict did not write, or predictions made with other settings. Exit code 0:
+    done; 1: done, but some files failed (listed); 2: stopped.
     """
-    from dataclasses import replace as replace_fields
-    from typing import Any
-
     from rich.console import Console
 
     from cemsynth.batch import BatchReport
-    from cemsynth.errors import ConfigError
+    from cemsynth.inference.config import check_output_format
     from cemsynth.inference.predictor import Predictor
-    from cemsynth.inference.run import run_predict
+    from cemsynth.inference.run import run_predict, settings_text
 
     stdout, stderr = Console(), Console(stderr=True)
-    chosen_format = output_format or DEFAULT_OUTPUT_FORMAT
-    if chosen_format not in OUTPUT_FORMATS:
-        raise ConfigError(
-            f"unknown --format {chosen_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
-        )
-    window_changes: dict[str, Any] = {"stride": stride, "blend": blend, "batch_size": batch_size}
-    window = replace_fields(_WINDOW, **{k: v for k, v in window_changes.items() if v is not None})
-    runtime_changes: dict[str, Any] = {"device": device, "precision": precision, "backend": backend}
-    runtime = replace_fields(
-        _RUNTIME, **{k: v for k, v in runtime_changes.items() if v is not None}
+    chosen_format = check_output_format(output_format)  # before the model is loaded
+    window = _WINDOW.with_overrides(
+        window=window_size, stride=stride, blend=blend, batch_size=batch_size
     )
+    runtime = _RUNTIME.with_overrides(device=device, precision=precision, backend=backend)
     predictor = Predictor.load(model, runtime, window, preview=preview)
     stderr.print(
         f"model {predictor.identity.label()}; preprocessing '{predictor.preprocess_config.preset}'"
-        f" ({predictor.preprocess_config.config_hash()})",
+        f" ({predictor.preprocess_config.config_hash()}); {settings_text(predictor)}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -501,7 +569,7 @@ def predict(
         report,
         console=stderr,
         overwrite=overwrite,
-        raise_unexpected=_debug,
+        raise_unexpected=_debug(ctx),
     )
     listed = f"; manifest {summary.manifest_path}" if summary.manifest_path else ""
     notes = []
@@ -533,7 +601,7 @@ def export(
     from cemsynth.inference.export import export_model
 
     exported = export_model(model, export_format, out)
-    typer.echo(f"exported {exported.identity.label()} as {export_format} to {out}")
+    typer.echo(f"exported {exported.label()} as {export_format} to {out}")
 
 
 # --- reader study (a command group: build, serve, export, stats) ---------------------------
@@ -544,8 +612,12 @@ app.add_typer(reader_study_app, name="reader-study")
 # --- evaluation -----------------------------------------------------------------------------
 
 
+_EVALUATION = EvaluationConfig()
+
+
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     pred: Annotated[
         Path, typer.Option("--pred", help="Folder of synthetic RC images (original grid).")
     ],
@@ -558,18 +630,37 @@ def evaluate(
         Path | None, typer.Option("--splits", help="splits.json; --split defaults to test.")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Preprocessing YAML (windows, mask settings).")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Preprocessing YAML (windows, mask settings; default: as --preset).",
+        ),
     ] = None,
     preset: Annotated[
-        str | None, typer.Option("--preset", help="paper | 8bit | phantom (default: paper).")
+        str | None,
+        typer.Option(
+            "--preset",
+            help=f"{' | '.join(PREPROCESS_PRESETS)} (default: the one in PRED/provenance.json, "
+            f"which predict writes, else {PreprocessConfig().preset}; one that differs from it "
+            "is refused).",
+        ),
     ] = None,
     bootstrap: Annotated[
-        int | None, typer.Option("--bootstrap", help="Bootstrap resamples (default 1000).")
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            help=f"Bootstrap resamples (default {_EVALUATION.bootstrap_samples}).",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"Random seed (default {_EVALUATION.seed}).")
+    ] = None,
     bin_factor: Annotated[
         int | None,
-        typer.Option("--bin", help="Average k x k pixel blocks before scoring (default 1)."),
+        typer.Option(
+            "--bin",
+            help=f"Average k x k pixel blocks before scoring (default {_EVALUATION.bin_factor}).",
+        ),
     ] = None,
     flat_value: Annotated[
         float | None,
@@ -581,39 +672,36 @@ def evaluate(
 ) -> None:
     """Score synthetic RC images against the clinical ones, with baselines; write a report.
 
-    Writes OUT/metrics.csv, OUT/summary.json and OUT/report.html. Cases that cannot be scored
-    are skipped and listed. Exit code 0: evaluated (some cases may be skipped); 2: nothing could
-    be evaluated, or bad arguments.
+    Writes OUT/metrics.csv, OUT/summary.json and OUT/report.html. The preprocessing (masks,
+    windows) is the one the predictions were made with, from PRED/provenance.json. Cases that
+    cannot be scored are skipped and listed. Exit code 0: evaluated (some cases may be
+    skipped); 2: nothing could be evaluated, or bad arguments.
     """
-    from dataclasses import replace as replace_fields
-
     from rich.console import Console
 
-    from cemsynth.evaluation import EvaluationConfig, run_evaluation
+    from cemsynth.evaluation import run_evaluation
     from cemsynth.preprocess.config import load_preprocess_config
 
     stderr = Console(stderr=True)
-    settings = load_preprocess_config(config, preset=preset)
-    overrides: dict[str, object] = {"lpips": lpips}
-    for name, value in (
-        ("bootstrap_samples", bootstrap),
-        ("seed", seed),
-        ("bin_factor", bin_factor),
-        ("flat_value", flat_value),
-    ):
-        if value is not None:
-            overrides[name] = value
-    evaluation = replace_fields(EvaluationConfig(), **overrides)  # type: ignore[arg-type]
+    # None: the prediction folder's provenance decides (else the default preset)
+    given = None if config is None and preset is None else load_preprocess_config(config, preset)
+    evaluation = _EVALUATION.with_overrides(
+        bootstrap_samples=bootstrap,
+        seed=seed,
+        bin_factor=bin_factor,
+        flat_value=flat_value,
+        lpips=lpips,
+    )
     result = run_evaluation(
         pred,
         manifest,
         out,
-        settings,
+        given,
         evaluation,
         split=split,
         splits_path=splits,
         progress=lambda line: stderr.print(line, markup=False, highlight=False),
-        raise_unexpected=_debug,
+        raise_unexpected=_debug(ctx),
     )
     summary = result.summary
     typer.echo(
@@ -626,22 +714,29 @@ def evaluate(
 # --- the main job ---------------------------------------------------------------------------
 
 
+_DEMO = DemoSettings()
+
+
 @app.command()
 def demo(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: demo-output).")
+        Path | None, typer.Option("--out", help=f"Output folder (default: {DEMO_OUT}).")
     ] = None,
     patients: Annotated[
-        int | None, typer.Option("--patients", help="Phantom patients (default 10).")
+        int | None,
+        typer.Option("--patients", help=f"Phantom patients (default {_DEMO.patients})."),
     ] = None,
     minutes: Annotated[
         float | None,
         typer.Option(
             "--minutes",
-            help="Wall-clock budget of the whole demo; training gets the rest (default 8).",
+            help="Wall-clock budget of the whole demo; training gets the rest "
+            f"(default {_DEMO.minutes:g}).",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"Random seed (default {_DEMO.seed}).")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an earlier demo's output in --out.")
     ] = False,
@@ -659,14 +754,9 @@ def demo(
     # Before torch loads OpenMP: spinning threads on a shared 2-core machine made a training
     # step 12x slower (11.8 vs 1.7 s); sleeping ones cost 20% when the cores are idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from cemsynth.demo import DEMO_OUT, DemoInterrupted, DemoSettings, run_demo
+    from cemsynth.demo import DemoInterrupted, run_demo
 
-    defaults = DemoSettings()
-    settings = DemoSettings(
-        patients=defaults.patients if patients is None else patients,
-        seed=defaults.seed if seed is None else seed,
-        minutes=defaults.minutes if minutes is None else minutes,
-    )
+    settings = _DEMO.with_overrides(patients=patients, seed=seed, minutes=minutes)
     try:
         run_demo(out if out is not None else DEMO_OUT, settings, force=force)
     except DemoInterrupted as exc:
@@ -674,23 +764,38 @@ def demo(
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+_REFERENCE = ReferenceSettings()
+
+
 @app.command("reference-run")
 def reference_run(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: reference-output).")
+        Path | None, typer.Option("--out", help=f"Output folder (default: {REFERENCE_OUT}).")
     ] = None,
     patients: Annotated[
-        int | None, typer.Option("--patients", help="Phantom patients (default 60).")
+        int | None,
+        typer.Option("--patients", help=f"Phantom patients (default {_REFERENCE.patients})."),
     ] = None,
     minutes: Annotated[
         str | None,
         typer.Option(
             "--minutes",
             help="Training minutes at which the model is scored, comma-separated; the last "
-            "is the training budget (default 10,20,40,60).",
+            "is the training budget (default "
+            f"{','.join(f'{m:g}' for m in _REFERENCE.curve_minutes)}).",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 1).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=f"Random seed (default {_REFERENCE.seed}).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Keep the points OUT/reference.json already holds and train on from "
+            "OUT/run/last.pt to the later ones.",
+        ),
+    ] = False,
 ) -> None:
     """The CPU recipe's reference run: a phantom cohort, the unet preset trained for up to an
     hour, and at each point of a learning curve the test split synthesized with predict's
@@ -698,25 +803,16 @@ def reference_run(
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `demo`
-    from cemsynth.reference import REFERENCE_OUT, ReferenceSettings, run_reference
+    from cemsynth.reference import run_reference
 
-    defaults = ReferenceSettings()
     try:
-        curve = (
-            tuple(float(part) for part in minutes.split(","))
-            if minutes is not None
-            else defaults.curve_minutes
-        )
+        curve = None if minutes is None else tuple(float(part) for part in minutes.split(","))
     except ValueError:
         raise CemsynthError(
             f"--minutes must be numbers separated by commas, got {minutes!r}"
         ) from None
-    settings = ReferenceSettings(
-        patients=defaults.patients if patients is None else patients,
-        seed=defaults.seed if seed is None else seed,
-        curve_minutes=curve,
-    )
-    run_reference(out if out is not None else REFERENCE_OUT, settings)
+    settings = _REFERENCE.with_overrides(patients=patients, seed=seed, curve_minutes=curve)
+    run_reference(out if out is not None else REFERENCE_OUT, settings, resume=resume)
 
 
 def _warning_line(
@@ -737,6 +833,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.formatwarning = _warning_line
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
+    debug = _wants_debug(args)
     try:
         # standalone_mode=False: click returns typer.Exit's code instead of exiting
         code = command.main(args=args, prog_name="cemsynth", standalone_mode=False)
@@ -759,12 +856,12 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"cemsynth: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except CemsynthError as exc:
-        if _debug or "--debug" in args:
+        if debug:
             raise
         typer.echo(f"cemsynth: error: {exc}", err=True)
         sys.exit(EXIT_USER_ERROR)
     except OSError as exc:  # a file system problem the user can fix: full disk, permissions
-        if _debug or "--debug" in args:
+        if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"cemsynth: error: {where}{exc.strerror or exc}", err=True)

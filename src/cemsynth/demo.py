@@ -28,7 +28,6 @@ evaluate`` is printed and stored beside it (``demo.reference_verdict``).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -42,9 +41,11 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import CemsynthError
 from cemsynth.evaluation.criteria import REFERENCE_TARGETS, Targets, Verdict, judge
 from cemsynth.io.messages import counted
+from cemsynth.phantom.config import CohortConfig
 
 if TYPE_CHECKING:
     from cemsynth.evaluation import EvaluationResult
@@ -55,19 +56,18 @@ if TYPE_CHECKING:
 # --- the demo's defaults: the one home of each ------------------------------------------------
 
 DEMO_OUT = Path("demo-output")
-DEMO_PATIENTS = 10
-"""Phantom patients (4 images each); split 70/10/20 by patient."""
-DEMO_SEED = 0
+DEMO_COHORT = CohortConfig(size="small")
+"""The phantom cohort: ``cemsynth phantom``'s patients (4 images each, split 70/10/20 by
+patient), seed and 0.1 mm detector, read out with 4 x 4 binning (712 x 598 at 0.4 mm) and
+preprocessed at 0.4 mm (the grid the paper's model works on), so preprocessing does not
+resample. ``--patients`` and ``--seed`` replace its patients and seed."""
 DEMO_MINUTES = 8.0
 """Wall-clock budget of the whole demo; training gets what the other stages leave."""
 MIN_PATIENTS = 3
 """One patient each for train, validation and test."""
 
-# The cohort: 0.1 mm detector read out with 4 x 4 binning (712 x 598 at 0.4 mm), preprocessed
-# at 0.4 mm (the grid the paper's model works on), so preprocessing does not resample.
-DEMO_PIXEL_MM = 0.1
-DEMO_SIZE = "small"
 DEMO_PRESET = "phantom"
+"""Preprocessing preset: the cohort's 0.4 mm grid, kept as it is."""
 
 DEMO_STRIDE = 32
 """Sliding-window stride (pixels). The paper's 16 (``predict``'s default) evaluates 3.3-3.7x
@@ -137,7 +137,7 @@ class DemoInterrupted(CemsynthError):
 
 
 @dataclass(frozen=True)
-class DemoSettings:
+class DemoSettings(ConfigFile):
     """What a demo run does.
 
     Attributes:
@@ -152,8 +152,10 @@ class DemoSettings:
         lpips: compute LPIPS in the evaluation.
     """
 
-    patients: int = DEMO_PATIENTS
-    seed: int = DEMO_SEED
+    KIND = "demo"
+
+    patients: int = DEMO_COHORT.patients
+    seed: int = DEMO_COHORT.seed
     minutes: float | None = DEMO_MINUTES
     max_steps: int = DEMO_MAX_STEPS
     stride: int = DEMO_STRIDE
@@ -223,27 +225,6 @@ def prepare_out(out: Path, force: bool) -> bool:
         else:
             child.unlink()
     return True
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinity -> None, numpy scalars -> Python, tuples -> lists, keys -> str."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    from cemsynth.io.atomic import write_text_atomic
-
-    write_text_atomic(path, json.dumps(_json_safe(data), indent=2) + "\n")
 
 
 # --- the demo ----------------------------------------------------------------------------------
@@ -319,7 +300,9 @@ def run_demo(
         "interrupted or failed). Outputs here may be incomplete; rerun with --force.\n",
         encoding="utf-8",
     )
-    _write_json_atomic(
+    from cemsynth.io.json_files import write_json  # numpy: not at import time
+
+    write_json(
         out / STAMP_NAME,
         {
             "format": STAMP_FORMAT,
@@ -384,9 +367,9 @@ def build_phantom_dataset(
     from cemsynth.batch import BatchReport, available_cpus
     from cemsynth.data.splits import SPLITS_NAME, SplitConfig, split_cache
     from cemsynth.index import index_folder, write_index
-    from cemsynth.io.cache import build_cache
     from cemsynth.phantom.cohort import MANIFEST_NAME, write_cohort
     from cemsynth.phantom.config import PhantomConfig
+    from cemsynth.preprocess.cache import build_cache
     from cemsynth.preprocess.config import get_preset
 
     phantom_dir = out / "phantom"
@@ -395,8 +378,8 @@ def build_phantom_dataset(
             phantom_dir,
             n_patients=patients,
             seed=seed,
-            pixel_mm=DEMO_PIXEL_MM,
-            size=DEMO_SIZE,
+            pixel_mm=DEMO_COHORT.pixel_mm,
+            size=DEMO_COHORT.size,
             config=PhantomConfig(),
             workers=0,
             progress=True,
@@ -489,13 +472,10 @@ def _run_stages(
     report_dir = out / REPORT_DIR
     partial = out / (REPORT_DIR + PARTIAL_SUFFIX)
     with stages.stage("evaluate"):
-        from cemsynth.io.cache import open_cache
-
         evaluation = evaluate_split(
             synthetic_dir,
             manifest,
             partial,
-            open_cache(cache_dir).config,
             splits_path,
             bootstrap=settings.bootstrap,
             seed=settings.seed,
@@ -538,8 +518,9 @@ def _run_stages(
     }
     # summary.json last and atomically, then the whole folder into place at once
     from cemsynth.evaluation.run import SUMMARY_NAME
+    from cemsynth.io.json_files import write_json
 
-    _write_json_atomic(partial / SUMMARY_NAME, summary)
+    write_json(partial / SUMMARY_NAME, summary)
     if report_dir.exists():
         shutil.rmtree(report_dir)
     partial.rename(report_dir)
@@ -626,27 +607,26 @@ def evaluate_split(
     pred_dir: Path,
     manifest: Path,
     out: Path,
-    preprocess: PreprocessConfig,
     splits_path: Path,
     bootstrap: int = DEMO_BOOTSTRAP,
-    seed: int = DEMO_SEED,
+    seed: int = DEMO_COHORT.seed,
     lpips: bool = True,
     console: Console | None = None,
     targets: Targets = DEMO_TARGETS,
+    preprocess: PreprocessConfig | None = None,
 ) -> EvaluationResult:
     """``cemsynth evaluate`` on the test split, with a progress bar on ``console``; the
-    verdict judges against ``targets``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress
-
+    verdict judges against ``targets``. ``preprocess``: None (predictions from
+    :func:`synthesize_split`) takes the one in ``pred_dir/provenance.json``; a folder made
+    otherwise needs it given."""
     from cemsynth.data.splits import read_splits
     from cemsynth.evaluation import EvaluationConfig, run_evaluation
+    from cemsynth.progress import progress_bar
 
     config = EvaluationConfig(bootstrap_samples=bootstrap, seed=seed, lpips=lpips)
     console = console or Console(quiet=True)
     n_test = len(read_splits(splits_path).entries["test"])
-    with Progress(
-        "evaluating", BarColumn(), MofNCompleteColumn(), console=console, transient=True
-    ) as bar:
+    with progress_bar("evaluating", console=console) as bar:
         task = bar.add_task("evaluate", total=n_test)
 
         def advance(line: str) -> None:

@@ -13,6 +13,8 @@ scored by ``cemsynth evaluate`` against the reference targets. Output folder::
 
 Training is one run, resumed at each point (exactly as if uninterrupted: the trainer's resume
 is bitwise); the minutes count training only, not the synthesis and scoring in between.
+With ``resume``, a run stopped after some points (or extended with later ones) continues from
+the points that ``reference.json`` already holds instead of starting again.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import CemsynthError
 from cemsynth.evaluation.criteria import REFERENCE_TARGETS, judge
+from cemsynth.io.json_files import write_json
 
 REFERENCE_OUT = Path("reference-output")
 REFERENCE_PATIENTS = 60
@@ -42,8 +46,10 @@ MAX_STEPS = 1_000_000
 
 
 @dataclass(frozen=True)
-class ReferenceSettings:
+class ReferenceSettings(ConfigFile):
     """What a reference run does (see the module docstring)."""
+
+    KIND = "reference run"
 
     patients: int = REFERENCE_PATIENTS
     seed: int = REFERENCE_SEED
@@ -100,17 +106,59 @@ def headline(summary: dict[str, Any], steps: int, train_s: float) -> dict[str, A
 _SOURCES = ("synthetic", "baseline_le", "baseline_flat_train", "baseline_flat_own", "ideal")
 
 
+def recorded_points(
+    out: Path, settings: ReferenceSettings, steps_in_last: int | None
+) -> list[dict[str, Any]]:
+    """The learning-curve points of an earlier reference run in ``out`` that a resumed run keeps.
+
+    They must have been made with the same cohort (patients, seed), be the first points of
+    ``settings.curve_minutes``, and the last of them must be the training step that
+    ``run/last.pt`` holds (``steps_in_last``), so that training continues from that point.
+    Raises CemsynthError naming ``reference.json`` when the earlier run does not fit.
+    """
+    path = out / "reference.json"
+    if not path.is_file():
+        raise CemsynthError(f"{path}: nothing to resume (no reference.json); drop --resume")
+    try:
+        document = json.loads(path.read_text())
+        earlier = document["settings"]
+        points = list(document["curve"])
+        minutes = [float(point["minutes"]) for point in points]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CemsynthError(f"{path}: not a reference run's record ({error})") from None
+    for name in ("patients", "seed"):
+        if earlier.get(name) != getattr(settings, name):
+            raise CemsynthError(
+                f"{path}: made with {name} {earlier.get(name)}, requested "
+                f"{getattr(settings, name)}; resume with the same cohort or choose another --out"
+            )
+    requested = list(settings.curve_minutes[: len(minutes)])
+    if minutes != requested or len(minutes) >= len(settings.curve_minutes):
+        raise CemsynthError(
+            f"{path}: holds the points {', '.join(f'{m:g}' for m in minutes)} min; a resumed run"
+            f" must add later points to them (requested "
+            f"{', '.join(f'{m:g}' for m in settings.curve_minutes)})"
+        )
+    if points and points[-1].get("steps") != steps_in_last:
+        raise CemsynthError(
+            f"{path}: its last point is step {points[-1].get('steps')}, but run/last.pt holds step "
+            f"{steps_in_last}; the run went on after that point and cannot be resumed here"
+        )
+    return points
+
+
 def run_reference(
-    out: Path, settings: ReferenceSettings, console: Console | None = None
+    out: Path, settings: ReferenceSettings, console: Console | None = None, resume: bool = False
 ) -> dict[str, Any]:
     """Run the reference run into ``out`` (see the module docstring); returns
-    ``reference.json``'s content. Raises CemsynthError for a stage's failure."""
+    ``reference.json``'s content. With ``resume``, keep the points an earlier run recorded
+    there (:func:`recorded_points`) and train on from its ``run/last.pt``. Raises
+    CemsynthError for a stage's failure."""
     import torch
 
     from cemsynth.batch import available_cpus
     from cemsynth.demo import _Stages, build_phantom_dataset, evaluate_split, synthesize_split
     from cemsynth.inference import SlidingWindowConfig
-    from cemsynth.io.cache import open_cache
     from cemsynth.training import get_train_preset, run_training
 
     console = console or Console()
@@ -120,14 +168,19 @@ def run_reference(
     torch.set_num_threads(threads)
     stages = _Stages(console)
     dataset = build_phantom_dataset(out, settings.patients, settings.seed, stages, console)
-    preprocess = open_cache(dataset.cache).config
     config = replace(get_train_preset(REFERENCE_PRESET), max_steps=MAX_STEPS, seed=settings.seed)
-    window = SlidingWindowConfig()
+    window = SlidingWindowConfig().for_model(config.patch_size)  # what predict would pick
     run_dir = out / "run"
     curve: list[dict[str, Any]] = []
     trained_s = 0.0
+    if resume:
+        curve = recorded_points(out, settings, _step_in_last(run_dir))
+        trained_s = float(curve[-1]["train_seconds"]) if curve else 0.0
+        console.print(f"resuming after {len(curve)} recorded points, {trained_s:.0f} s trained")
     document: dict[str, Any] = {}
     for index, minutes in enumerate(settings.curve_minutes):
+        if index < len(curve):
+            continue
         console.rule(f"[bold]training to {minutes:g} min")
         start = time.perf_counter()
         trained = run_training(
@@ -159,7 +212,6 @@ def run_reference(
             point / "synthetic",
             dataset.manifest,
             point / "report",
-            preprocess,
             dataset.splits,
             bootstrap=settings.bootstrap,
             seed=settings.seed,
@@ -180,9 +232,17 @@ def run_reference(
             "test_images": dataset.test_images,
             "curve": curve,
         }
-        (out / "reference.json").write_text(json.dumps(document, indent=1) + "\n")
+        write_json(out / "reference.json", document, indent=1)
         print_point(console, numbers)
     return document
+
+
+def _step_in_last(run_dir: Path) -> int | None:
+    """The training step of ``run_dir/last.pt``, or None without one."""
+    from cemsynth.checkpoint import LAST_NAME, read_checkpoint
+
+    path = run_dir / LAST_NAME
+    return int(read_checkpoint(path)["step"]) if path.is_file() else None
 
 
 def print_point(console: Console, numbers: dict[str, Any]) -> None:

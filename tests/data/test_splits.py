@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from cemsynth.data.splits import (
+    SPLITS_NAME,
     SplitConfig,
     SplitItem,
+    Splits,
+    ensure_default_split,
     make_splits,
     patient_strata,
     read_splits,
@@ -129,9 +132,9 @@ def tiny_cache(tmp_path: Path) -> Path:
     from PIL import Image as PILImage
 
     from cemsynth.batch import BatchReport
-    from cemsynth.io.cache import build_cache
     from cemsynth.io.manifest import PairRecord
     from cemsynth.preprocess import PreprocessConfig
+    from cemsynth.preprocess.cache import build_cache
     from cemsynth.preprocess.synthetic import smooth_breast_pair
 
     pairs = []
@@ -144,6 +147,35 @@ def tiny_cache(tmp_path: Path) -> Path:
         pairs.append(PairRecord(f"P{i}", "", "L", "CC", le_path=paths[0], rc_path=paths[1]))
     build_cache(pairs, tmp_path / "cache", PreprocessConfig(), BatchReport(), workers=1)
     return tmp_path / "cache"
+
+
+def test_default_split_is_written_once_then_only_checked(tiny_cache: Path) -> None:
+    """What ``cemsynth preprocess`` does after caching, called from the library: no split ->
+    the default one; an existing one is kept and checked against the cache's entries."""
+    from cemsynth.preprocess.cache import open_cache
+
+    cached = sorted(entry.key for entry in open_cache(tiny_cache).entries)
+    first = ensure_default_split(tiny_cache)
+    assert (first.path, first.written, first.matches) == (tiny_cache / SPLITS_NAME, True, True)
+    assert first.warning() is None
+    written = read_splits(first.path)
+    assert sorted(key for keys in written.entries.values() for key in keys) == cached
+    assert written.config == SplitConfig()
+    # an existing split is never overwritten: checked again, it matches
+    assert ensure_default_split(tiny_cache) == type(first)(first.path, False, True)
+    # a split that misses a cached pair is kept as it is and named in a warning
+    entries = {name: list(keys) for name, keys in written.entries.items()}
+    shortened = next(name for name, keys in entries.items() if keys)
+    entries[shortened] = entries[shortened][1:]
+    write_splits(first.path, Splits(written.config, written.patients, entries, written.strata))
+    before = first.path.read_bytes()
+    stale = ensure_default_split(tiny_cache)
+    assert (stale.written, stale.matches) == (False, False)
+    assert first.path.read_bytes() == before
+    assert stale.warning() == (
+        f"warning: {first.path} does not list exactly the cached pairs; "
+        f"run: cemsynth split {tiny_cache}"
+    )
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from cemsynth.batch import BatchReport
 from cemsynth.data.torch_dataset import PatchDataset
-from cemsynth.io.cache import build_cache, open_cache
 from cemsynth.io.manifest import PairRecord
 from cemsynth.preprocess import PreprocessConfig
+from cemsynth.preprocess.cache import build_cache, open_cache
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 
 

@@ -13,6 +13,7 @@ from cemsynth.phantom.cohort import write_cohort
 from cemsynth.phantom.config import PhantomConfig
 from cemsynth.preprocess.config import PreprocessConfig
 from cemsynth.testing.checkpoints import TINY_MODEL, random_checkpoint
+from cemsynth.vocabulary import PATCH_SIZE
 
 CHECKPOINT_STEP = 4500
 
@@ -32,9 +33,11 @@ def make_checkpoint(
     preprocess: PreprocessConfig | None = None,
     step: int = CHECKPOINT_STEP,
     seed: int = 0,
+    patch_size: int | None = PATCH_SIZE,
 ) -> Path:
-    """A hand-made checkpoint with a randomly initialised LE -> RC generator."""
-    return random_checkpoint(path, model, preprocess, step, seed)
+    """A hand-made checkpoint with a randomly initialised LE -> RC generator, trained (it says)
+    on ``patch_size`` patches (None: it does not say)."""
+    return random_checkpoint(path, model, preprocess, step, seed, patch_size)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from cemsynth.checkpoint import load_generator
 from cemsynth.cli import main
-from cemsynth.inference.backends import read_generator, read_onnx_metadata
+from cemsynth.inference.backends import read_onnx_metadata
 from cemsynth.inference.config import RuntimeConfig
 from cemsynth.inference.predictor import Predictor
 from cemsynth.io.reader import read_image
@@ -41,7 +42,7 @@ def onnx_file(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_onnx_parity_with_torch(onnx_file: Path, tiny_run: Path) -> None:
     import onnxruntime as ort
 
-    generator = read_generator(tiny_run).generator
+    generator = load_generator(tiny_run).generator
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     batch = torch.rand(3, 1, 128, 128) * 2 - 1
     with torch.inference_mode():
@@ -59,11 +60,12 @@ def test_onnx_parity_with_torch(onnx_file: Path, tiny_run: Path) -> None:
 
 def test_onnx_metadata_describes_the_model(onnx_file: Path, tiny_run: Path) -> None:
     metadata = read_onnx_metadata(onnx_file)
-    checkpoint = read_generator(tiny_run)
-    assert metadata["identity"]["sha256"] == checkpoint.identity.sha256
-    assert metadata["identity"]["step"] == checkpoint.identity.step
+    checkpoint = load_generator(tiny_run)
+    assert metadata["identity"]["sha256"] == checkpoint.sha256
+    assert metadata["identity"]["step"] == checkpoint.info.step
     assert metadata["preprocess_config"] == checkpoint.preprocess_config.to_dict()
-    assert metadata["window"] == 128
+    assert metadata["train_config"] == checkpoint.info.train_config
+    assert metadata["window"] == checkpoint.patch_size == 128
 
 
 def test_predict_with_the_onnx_file_matches_torch(
@@ -89,7 +91,7 @@ def test_torchscript_export_runs_and_carries_metadata(tiny_run: Path, tmp_path: 
     extra = {"cemsynth.json": ""}
     scripted = torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["cemsynth.json"])["identity"]["step"] == 4500
-    generator = read_generator(tiny_run).generator
+    generator = load_generator(tiny_run).generator
     batch = torch.rand(2, 1, 128, 128) * 2 - 1
     with torch.inference_mode():
         assert torch.allclose(scripted(batch), generator(batch), atol=1e-6)

@@ -165,6 +165,42 @@ def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert err.count("\n") == 1 and "checkpoint not found" in err
 
 
+def test_unknown_format_is_refused_before_the_model_is_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pred"
+    # the model does not exist: the format is checked first
+    code = run(
+        ["predict", str(tmp_path), "--model", "nope.pt", "--out", str(out), "--format", "jpg"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cemsynth: error: unknown output format 'jpg' (--format); choose one of dicom, png, tiff\n"
+    )
+    assert not out.exists()
+
+
+def test_run_predict_checks_the_format_itself(
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    """Called directly (not through the command line), a bad format is a ConfigError, not a
+    KeyError, and nothing is written."""
+    from cemsynth.batch import BatchReport
+    from cemsynth.errors import ConfigError
+    from cemsynth.inference.config import OUTPUT_FORMATS, RuntimeConfig
+    from cemsynth.inference.outputs import SUFFIXES
+    from cemsynth.inference.predictor import Predictor
+    from cemsynth.inference.run import run_predict
+
+    assert set(SUFFIXES) == set(OUTPUT_FORMATS)  # every format has its file suffix
+    predictor = Predictor.load(tiny_run, RuntimeConfig(device="cpu", backend="torch"))
+    out = tmp_path / "pred"
+    with pytest.raises(ConfigError, match=r"^unknown output format 'jpg' \(--format\)"):
+        run_predict([phantom_exam / "manifest.csv"], predictor, out, "jpg", BatchReport())
+    assert not out.exists()
+
+
 def test_png_inputs_smaller_than_a_window_and_same_names(
     tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -187,7 +223,7 @@ def test_png_inputs_smaller_than_a_window_and_same_names(
     captured = capsys.readouterr()
     assert "2 outputs without patient/laterality/view not listed" in captured.out
     assert "1/1 windows" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["le.png", "le_2.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["le.png", "le_2.png", "provenance.json"]
     assert read_image(out / "le_2.png").shape == (400, 320)
 
 

@@ -49,7 +49,13 @@ def config(**changes: object) -> SlidingWindowConfig:
 
 def test_default_blending_is_gaussian_and_the_papers_mean_stays_available() -> None:
     assert SlidingWindowConfig().blend == "gaussian"
-    assert (SlidingWindowConfig().window, SlidingWindowConfig().stride) == (128, 16)
+    # the window: the model's training patch size, else the paper's 128
+    assert (SlidingWindowConfig().window, SlidingWindowConfig().stride) == (None, 16)
+    assert SlidingWindowConfig().window_size() == 128
+    assert SlidingWindowConfig().for_model(64).window == 64
+    assert SlidingWindowConfig(window=32).for_model(64).window == 32
+    with pytest.raises(ConfigError, match="stride 16 is larger than the window 8"):
+        SlidingWindowConfig().for_model(8)
     assert SlidingWindowConfig(blend="mean").blend == "mean"
 
 
@@ -231,7 +237,7 @@ def test_single_pass_runs_the_whole_image() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"stride": 200}, "larger than the window"),
+        ({"stride": 200, "window": 128}, "larger than the window"),
         ({"blend": "median"}, "unknown blend mode"),
         ({"pad_mode": "wrap"}, "unknown pad mode"),
         ({"batch_size": 0}, "positive integer"),
@@ -252,13 +258,14 @@ def test_equals_monai_inside_the_breast(phantom_exam: object, tiny_run: object) 
     monai_inferers = pytest.importorskip("monai.inferers", reason="monai is not installed")
     from pathlib import Path
 
-    from cemsynth.inference.backends import TorchWindowModel, read_generator
+    from cemsynth.checkpoint import load_generator
+    from cemsynth.inference.backends import TorchWindowModel
     from cemsynth.io.reader import read_image
     from cemsynth.preprocess.intensity import window
     from cemsynth.preprocess.mask import breast_mask
 
     assert isinstance(phantom_exam, Path) and isinstance(tiny_run, Path)
-    checkpoint = read_generator(tiny_run)
+    checkpoint = load_generator(tiny_run)
     le = read_image(phantom_exam / "P0001" / "R_CC_LE.dcm")
     part = (slice(100, 420), slice(150, 598))
     mask = np.ascontiguousarray(breast_mask(le.array, source="test")[0][part])
@@ -267,7 +274,7 @@ def test_equals_monai_inside_the_breast(phantom_exam: object, tiny_run: object) 
     ours = sliding_window_inference(frame, ours_model, config(batch_size=32), mask)
     assert ours.n_evaluated < ours.n_windows  # background windows were skipped
 
-    plain = read_generator(tiny_run).generator
+    plain = load_generator(tiny_run).generator
     with torch.inference_mode():
         theirs = monai_inferers.sliding_window_inference(
             torch.from_numpy(frame)[None, None],

@@ -136,7 +136,9 @@ def test_presets_and_unknown_name() -> None:
 def test_model_config_round_trip_and_unknown_keys() -> None:
     config = ModelConfig(gen_width=32)
     assert ModelConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ConfigError, match=r"unknown key 'ngf'.*valid keys: channels"):
+    with pytest.raises(
+        ConfigError, match=r"unknown model config key 'ngf'.*valid keys: version, channels"
+    ):
         ModelConfig.from_dict({"ngf": 64})
     with pytest.raises(ConfigError, match="newer"):
         ModelConfig.from_dict({"version": 99})

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from cemsynth.cli import app, main
+from cemsynth.cli import app
 from cemsynth.phantom import cohort as cohort_module
 
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 
-def test_phantom_command_writes_a_cohort(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_phantom_command_writes_a_cohort(tmp_path: Path, run_cli: RunCli) -> None:
     code, out, _ = run_cli(
         [
             "phantom",
@@ -37,7 +30,6 @@ def test_phantom_command_writes_a_cohort(
             "--workers",
             "1",
         ],
-        capsys,
     )
     assert code == 0
     assert "wrote 4 LE/RC pairs" in out
@@ -58,9 +50,9 @@ def test_phantom_command_writes_a_cohort(
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    tmp_path: Path, run_cli: RunCli, args: list[str], message: str
 ) -> None:
-    code, _, err = run_cli(["phantom", "--out", str(tmp_path / "o"), *args], capsys)
+    code, _, err = run_cli(["phantom", "--out", str(tmp_path / "o"), *args])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -68,32 +60,28 @@ def test_bad_arguments_give_one_line_and_exit_2(
     assert "Traceback" not in err
 
 
-def test_unwritable_output_folder_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unwritable_output_folder_is_a_one_line_error(tmp_path: Path, run_cli: RunCli) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, _, err = run_cli(["phantom", "--out", str(blocker / "sub"), "--size", "small"], capsys)
+    code, _, err = run_cli(["phantom", "--out", str(blocker / "sub"), "--size", "small"])
     assert code == 2
     assert err.count("\n") == 1 and "cannot write to output folder" in err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-def test_read_only_output_folder_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_read_only_output_folder_is_a_one_line_error(tmp_path: Path, run_cli: RunCli) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, _, err = run_cli(["phantom", "--out", str(locked), "--size", "small"], capsys)
+        code, _, err = run_cli(["phantom", "--out", str(locked), "--size", "small"])
     finally:
         locked.chmod(0o700)
     assert code == 2 and "cannot write to output folder" in err
 
 
 def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     (tmp_path / "manifest.csv").write_text("stale manifest from an earlier run\n")
     real = cohort_module.simulate_patient
@@ -108,7 +96,6 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
     monkeypatch.setattr(cohort_module, "simulate_patient", interrupted)
     code, _, err = run_cli(
         ["phantom", "--out", str(tmp_path), "--patients", "3", "--size", "small", "--workers", "1"],
-        capsys,
     )
     assert code == 130 and "interrupted" in err
     assert not (tmp_path / "manifest.csv").exists()
@@ -116,7 +103,7 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
     assert (tmp_path / "P0001" / "L_CC_LE.dcm").is_file()  # finished work is kept
 
 
-def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_has_help(run_cli: RunCli) -> None:
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
     commands = [[name] for name in names]
     for group in app.registered_groups:
@@ -128,7 +115,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             ]
     assert ["phantom"] in commands and ["reader-study", "serve"] in commands
     for command in commands:
-        code, out, _ = run_cli([*command, "--help"], capsys)
+        code, out, _ = run_cli([*command, "--help"])
         assert code == 0 and "Usage" in out, command
 
 
@@ -137,18 +124,17 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("halo_share: high\n", "halo_share must be like"),
         ("compressed_thickness_mm: 50\n", "compressed_thickness_mm must be like"),
-        ("no_such_key: 1\n", "unknown phantom config key(s) no_such_key"),
+        ("no_such_key: 1\n", "unknown phantom config key 'no_such_key'"),
         ("- a list\n", "must be a mapping"),
     ],
 )
 def test_bad_config_files_give_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml_text: str, message: str
+    tmp_path: Path, run_cli: RunCli, yaml_text: str, message: str
 ) -> None:
     config = tmp_path / "phantom.yaml"
     config.write_text(yaml_text)
     code, _, err = run_cli(
         ["phantom", "--out", str(tmp_path / "o"), "--size", "small", "--config", str(config)],
-        capsys,
     )
     assert code == 2 and err.count("\n") == 1 and message in err, err
 

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cemsynth.io.cache import read_truth_mask
 from cemsynth.io.manifest import PairRecord, read_manifest
 from cemsynth.io.reader import read_image
 from cemsynth.phantom.cohort import write_cohort
 from cemsynth.phantom.config import PhantomConfig
 from cemsynth.preprocess import PreprocessConfig, breast_mask_original, forward, get_preset, inverse
+from cemsynth.preprocess.cache import read_truth_mask
 
 EXACT_ATOL = 1e-3
 """Factor 1 on 8-bit images: float32 rounding of window and unwindow (measured 1.5e-5)."""

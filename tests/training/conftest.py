@@ -12,10 +12,10 @@ from PIL import Image as PILImage
 
 from cemsynth.batch import BatchReport
 from cemsynth.data.splits import SplitConfig, split_cache
-from cemsynth.io.cache import build_cache
 from cemsynth.io.manifest import PairRecord
 from cemsynth.models.config import ModelConfig
 from cemsynth.preprocess import PreprocessConfig
+from cemsynth.preprocess.cache import build_cache
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 from cemsynth.training.config import TrainConfig
 

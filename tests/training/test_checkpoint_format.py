@@ -1,7 +1,9 @@
 """Old and foreign checkpoint files: version 1 written by hand still loads; others fail clearly.
 
 The version 1 fixture below is spelled out key by key (not made by today's saver), so a
-change to the saver that stops old files from loading fails this test.
+change to the saver that stops old files from loading fails this test. It is loaded by
+:func:`cemsynth.checkpoint.load_generator`, the one reader that training, ``predict`` and
+``export`` share, and through ``predict``'s own entry point (:func:`load_model`) as well.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from cemsynth.checkpoint import load_generator, read_checkpoint
 from cemsynth.errors import InputFileError
+from cemsynth.inference.backends import TorchWindowModel, load_model
+from cemsynth.inference.config import RuntimeConfig
+from cemsynth.inference.predictor import Predictor
 from cemsynth.models import ModelConfig, ResnetGenerator, build_cyclegan
 from cemsynth.preprocess import PreprocessConfig
-from cemsynth.training import load_generator, read_checkpoint
+from cemsynth.vocabulary import PATCH_SIZE
 
 V1_MODEL = {
     "version": 1,
@@ -93,16 +99,31 @@ def _version_1_file(path: Path) -> dict[str, torch.Tensor]:
 
 def test_a_version_1_checkpoint_loads(tmp_path: Path) -> None:
     weights = _version_1_file(tmp_path / "v1.pt")
-    generator, model_config, preprocess_config = load_generator(tmp_path / "v1.pt")
-    assert isinstance(generator, ResnetGenerator)
-    assert model_config == ModelConfig(gen_width=4, gen_residual_blocks=1, disc_width=4)
-    assert preprocess_config == PreprocessConfig()
-    for name, tensor in generator.state_dict().items():
+    loaded = load_generator(tmp_path / "v1.pt")
+    assert isinstance(loaded.generator, ResnetGenerator)
+    assert loaded.model_config == ModelConfig(gen_width=4, gen_residual_blocks=1, disc_width=4)
+    assert loaded.preprocess_config == PreprocessConfig()
+    assert loaded.info.step == 12 and loaded.patch_size is None  # v1 files may lack it
+    for name, tensor in loaded.generator.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
     # the RC -> LE direction is there too
     assert isinstance(
-        load_generator(tmp_path / "v1.pt", direction="g_rc_to_le")[0], ResnetGenerator
+        load_generator(tmp_path / "v1.pt", direction="g_rc_to_le").generator, ResnetGenerator
     )
+
+
+def test_predict_reads_a_version_1_checkpoint_through_the_same_loader(tmp_path: Path) -> None:
+    weights = _version_1_file(tmp_path / "v1.pt")
+    model = load_model(tmp_path / "v1.pt", RuntimeConfig(device="cpu", backend="torch"))
+    assert isinstance(model.network, TorchWindowModel)
+    for name, tensor in model.network.network.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    assert model.preprocess_config == PreprocessConfig()
+    assert (model.identity.name, model.identity.step) == (f"{tmp_path.name}/v1.pt", 12)
+    assert model.identity.trained_with == "0.1.0"
+    assert model.identity.sha256 == load_generator(tmp_path / "v1.pt").sha256
+    # no patch size recorded: the sliding window falls back to the paper's
+    assert Predictor(model).window.window == PATCH_SIZE
 
 
 def test_a_newer_format_asks_for_an_upgrade(tmp_path: Path) -> None:
@@ -132,7 +153,7 @@ def test_foreign_and_broken_files_fail_with_one_line(tmp_path: Path) -> None:
 
 
 def test_stale_temporaries_of_killed_checkpoint_writes_are_removed(tmp_path: Path) -> None:
-    from cemsynth.training.checkpoint import remove_stale_temporaries
+    from cemsynth.training.checkpoint import remove_stale_temporaries  # the writing side
 
     for name in (".last.pt.a1b2.tmp", ".best.pt.c3d4.tmp", ".other.pt.e5.tmp", "notes.tmp"):
         (tmp_path / name).write_bytes(b"")

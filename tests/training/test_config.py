@@ -62,10 +62,13 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("batchsize: 4\n", "unknown key 'batchsize'; valid keys: version, preset, model, seed"),
+        (
+            "batchsize: 4\n",
+            "unknown training config key 'batchsize'; valid keys: version, preset, model, seed",
+        ),
         (
             "model:\n  width: 4\n",
-            "unknown key 'width'; valid keys: channels, generator, unet_levels, gen_width",
+            "unknown model config key 'width'; valid keys: version, channels, generator, unet_",
         ),
         ("precision: fp16\n", "precision must be one of auto, fp32, bf16"),
         ("batch_size: 0\n", "batch_size must be an integer >= 1"),

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
-from cemsynth.io.cache import open_cache
 from cemsynth.models import ModelConfig, build_cyclegan
+from cemsynth.preprocess.cache import open_cache
 from cemsynth.training import (
     LOSS_NAMES,
     StepNetworks,
@@ -114,11 +114,13 @@ def test_checkpoint_describes_itself_and_load_generator(tiny_cache: Path, tmp_pa
     best = read_checkpoint(run / "best.pt")
     assert "optimizers" not in best and "rng" not in best
 
-    generator, model_config, preprocess_config = load_generator(run)  # picks best.pt
-    assert model_config == TINY_MODEL
-    assert preprocess_config == cache.config
-    assert not generator.training
-    last_generator, _, _ = load_generator(run / "last.pt")
+    loaded = load_generator(run)  # picks best.pt
+    assert loaded.path == run / "best.pt"
+    assert loaded.model_config == TINY_MODEL
+    assert loaded.preprocess_config == cache.config
+    assert loaded.patch_size == tiny_config().patch_size
+    assert not loaded.generator.training
+    last_generator = load_generator(run / "last.pt").generator
     x = torch.rand(1, 1, 30, 22) * 2 - 1
     with torch.no_grad():
         y = last_generator(x)
@@ -188,7 +190,7 @@ def test_checkpoint_whose_weights_do_not_fit_its_architecture(
         load_generator(tmp_path / "edited.pt")
     # no validation patches: no best.pt, load_generator falls back to last.pt
     assert not (run / "best.pt").exists()
-    assert load_generator(run)[1] == TINY_MODEL
+    assert load_generator(run).model_config == TINY_MODEL
 
 
 def test_batch_must_split_evenly_over_processes(tiny_cache: Path, tmp_path: Path) -> None:
@@ -290,13 +292,16 @@ def test_weight_average_after_two_steps_by_hand(tiny_cache: Path, tmp_path: Path
 def test_weight_average_is_what_validation_and_inference_use(
     tiny_cache: Path, tmp_path: Path
 ) -> None:
-    from cemsynth.inference.backends import read_generator
+    from cemsynth.inference.backends import TorchWindowModel, load_model
+    from cemsynth.inference.config import RuntimeConfig
 
     run = tmp_path / "run"
     run_training(tiny_cache, run, tiny_config(ema_decay=0.9))
     data = read_checkpoint(run / "best.pt")
     assert "ema" in data and "optimizers" not in data
-    for loaded in (load_generator(run / "best.pt")[0], read_generator(run).generator):
+    predicted = load_model(run, RuntimeConfig(device="cpu", backend="torch")).network
+    assert isinstance(predicted, TorchWindowModel)
+    for loaded in (load_generator(run / "best.pt").generator, predicted.network):
         for name, value in loaded.state_dict().items():
             assert torch.equal(value, data["ema"]["g_le_to_rc"][name]), name
 

@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 import yaml
 
-from cemsynth.cli import main
 from cemsynth.training import read_checkpoint
+
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 TINY_YAML = {
     "preset": "small",
@@ -28,15 +31,6 @@ TINY_YAML = {
 }
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 @pytest.fixture
 def tiny_yaml(tmp_path: Path) -> Path:
     path = tmp_path / "train.yaml"
@@ -45,16 +39,16 @@ def tiny_yaml(tmp_path: Path) -> Path:
 
 
 def test_train_then_resume_further(
-    tiny_cache: Path, tiny_yaml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cache: Path, tiny_yaml: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     run = tmp_path / "run"
     args = ["train", str(tiny_cache), "--out", str(run), "--config", str(tiny_yaml)]
-    code, out, _ = run_cli([*args, "--device", "cpu", "--seed", "1"], capsys)
+    code, out, _ = run_cli([*args, "--device", "cpu", "--seed", "1"])
     assert code == 0, out
     assert "step 4 in" in out and "best.pt" in out
     # --resume alone continues with the checkpoint's settings; --max-steps extends the run
     code, out, err = run_cli(
-        ["train", str(tiny_cache), "--out", str(run), "--resume", "--max-steps", "6"], capsys
+        ["train", str(tiny_cache), "--out", str(run), "--resume", "--max-steps", "6"]
     )
     assert code == 0, err
     assert "step 6 in" in out
@@ -73,14 +67,14 @@ def test_resume_with_other_settings_is_one_line(
     tiny_cache: Path,
     tiny_yaml: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    run_cli: RunCli,
     extra: list[str],
     message: str,
 ) -> None:
     run = tmp_path / "run"
     base = ["train", str(tiny_cache), "--out", str(run)]
-    assert run_cli([*base, "--config", str(tiny_yaml), "--max-steps", "2"], capsys)[0] == 0
-    code, _, err = run_cli([*base, "--resume", *extra], capsys)
+    assert run_cli([*base, "--config", str(tiny_yaml), "--max-steps", "2"])[0] == 0
+    code, _, err = run_cli([*base, "--resume", *extra])
     assert code == 2
     assert message in err
     assert err.startswith("cemsynth: error:") and err.count("\n") == 1
@@ -97,11 +91,11 @@ def test_resume_with_other_settings_is_one_line(
 def test_bad_arguments_give_one_line(
     tiny_cache: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    run_cli: RunCli,
     args: list[str],
     message: str,
 ) -> None:
-    code, _, err = run_cli(["train", str(tiny_cache), "--out", str(tmp_path / "r"), *args], capsys)
+    code, _, err = run_cli(["train", str(tiny_cache), "--out", str(tmp_path / "r"), *args])
     assert code == 2
     assert message in err and err.count("\n") == 1
 
@@ -110,8 +104,8 @@ def test_out_of_memory_is_one_line_that_says_what_to_do(
     tiny_cache: Path,
     tiny_yaml: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     from cemsynth.training.step import TrainStep
 
@@ -121,7 +115,7 @@ def test_out_of_memory_is_one_line_that_says_what_to_do(
     monkeypatch.setattr(TrainStep, "__call__", exhausted)
     run = tmp_path / "r"
     code, _, err = run_cli(
-        ["train", str(tiny_cache), "--out", str(run), "--config", str(tiny_yaml)], capsys
+        ["train", str(tiny_cache), "--out", str(run), "--config", str(tiny_yaml)]
     )
     assert code == 2
     assert "Traceback" not in err
@@ -130,8 +124,8 @@ def test_out_of_memory_is_one_line_that_says_what_to_do(
     assert "out of CPU memory at batch 2" in errors[0] and "lower batch_size" in errors[0]
 
 
-def test_missing_cache_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["train", str(tmp_path / "none"), "--out", str(tmp_path / "r")], capsys)
+def test_missing_cache_is_one_line(tmp_path: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli(["train", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
     assert code == 2
     assert "no such cache folder; make one with: cemsynth preprocess" in err
     assert "Traceback" not in err and err.count("\n") == 1

@@ -40,8 +40,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cemsynth.imaging import BoolArray, FloatArray
+from cemsynth.vocabulary import PATCH_SIZE
 
-PATCH_SIZE = 128
 PADDING_MODES = ("reflect", "constant", "shift")
 SAMPLING_MODES = ("uniform", "enhancement")
 CELL = 4
@@ -56,7 +56,7 @@ _REJECTION_ROUNDS = 8
 class PatchSource(Protocol):
     """One cached pair: float32 ``le``/``rc`` in [-1, 1] and a bool breast ``mask``, same shape.
 
-    :class:`cemsynth.io.cache.CachedPair` fits (memory-mapped arrays are fine).
+    :class:`cemsynth.preprocess.cache.CachedPair` fits (memory-mapped arrays are fine).
     """
 
     @property

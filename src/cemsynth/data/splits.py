@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import ConfigError, InputFileError
-from cemsynth.io.atomic import write_text_atomic
+from cemsynth.io.json_files import write_json
 from cemsynth.io.messages import one_line
 from cemsynth.io.paths import ensure_writable_file
 
@@ -35,12 +36,14 @@ STRATA = ("positive", "negative", "unknown")
 
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(ConfigFile):
     """Fractions of patients per split and the seed; train gets what val and test leave.
 
     The paper split 140 patients 100/40 (train/test) without a validation set; our default
     keeps a small validation set for model selection.
     """
+
+    KIND = "split"
 
     val_fraction: float = 0.1
     test_fraction: float = 0.2
@@ -221,7 +224,7 @@ def make_splits(items: Sequence[SplitItem], config: SplitConfig) -> Splits:
 
 def write_splits(path: Path, splits: Splits) -> None:
     """Write ``splits.json`` atomically."""
-    write_text_atomic(path, json.dumps(splits.to_dict(), indent=2) + "\n")
+    write_json(path, splits.to_dict())
 
 
 def read_splits(path: Path) -> Splits:
@@ -243,7 +246,7 @@ def split_cache(cache_root: Path, config: SplitConfig, out: Path | None = None) 
 
     An unwritable ``out`` raises :class:`~cemsynth.errors.CemsynthError` (one line) first.
     """
-    from cemsynth.io.cache import open_cache
+    from cemsynth.preprocess.cache import open_cache
 
     target = out if out is not None else Path(cache_root) / SPLITS_NAME
     cache = open_cache(cache_root)
@@ -252,3 +255,46 @@ def split_cache(cache_root: Path, config: SplitConfig, out: Path | None = None) 
     splits = make_splits(items, config)
     write_splits(target, splits)
     return splits
+
+
+@dataclass(frozen=True)
+class DefaultSplit:
+    """What :func:`ensure_default_split` did with a cache's ``splits.json``.
+
+    Attributes:
+        path: the cache's ``splits.json``.
+        written: there was none, so the default split was written now.
+        matches: the file lists exactly the cache's entries (always True when ``written``).
+    """
+
+    path: Path
+    written: bool
+    matches: bool
+
+    def warning(self) -> str | None:
+        """One line saying the split does not fit the cache and what to run, else None."""
+        if self.matches:
+            return None
+        return (
+            f"warning: {self.path} does not list exactly the cached pairs; "
+            f"run: cemsynth split {self.path.parent}"
+        )
+
+
+def ensure_default_split(cache_root: Path, config: SplitConfig | None = None) -> DefaultSplit:
+    """After preprocessing: give a cache (with entries) a split if it has none.
+
+    Writes ``CACHE/splits.json`` with ``config`` (default: :class:`SplitConfig`'s defaults)
+    when it is missing. An existing one is kept, never overwritten; the result says whether it
+    still lists exactly the cache's entries (a re-run with other pairs leaves it stale).
+    Raises :class:`~cemsynth.errors.InputFileError` naming an unreadable index or splits file.
+    """
+    from cemsynth.preprocess.cache import open_cache
+
+    path = Path(cache_root) / SPLITS_NAME
+    if not path.exists():
+        split_cache(cache_root, config if config is not None else SplitConfig())
+        return DefaultSplit(path=path, written=True, matches=True)
+    listed = {key for keys in read_splits(path).entries.values() for key in keys}
+    cached = {entry.key for entry in open_cache(cache_root).entries}
+    return DefaultSplit(path=path, written=False, matches=listed == cached)

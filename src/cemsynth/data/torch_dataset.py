@@ -81,7 +81,7 @@ class PatchDataset(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def _get_sampler(self) -> PatchSampler:
         if self._sampler is None:
-            from cemsynth.io.cache import open_cache
+            from cemsynth.preprocess.cache import open_cache
 
             cache = open_cache(self.cache_root)
             sources: list[PatchSource] = [cache.load(key, mmap=True) for key in self.keys]

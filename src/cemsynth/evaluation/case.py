@@ -98,28 +98,19 @@ def read_breast_mask(
     record: PairRecord, le: Image, preprocess: PreprocessConfig
 ) -> tuple[BoolArray, str]:
     """The manifest's breast mask if it has one, else the preprocessing's Otsu mask of LE."""
-    from cemsynth.io.cache import read_truth_mask
-    from cemsynth.preprocess.mask import breast_mask
+    from cemsynth.preprocess.cache import read_truth_mask
+    from cemsynth.preprocess.pipeline import le_breast_mask
 
     if record.breast_mask_path is not None:
         return read_truth_mask(record.breast_mask_path, le.shape), "manifest"
-    mask, _ = breast_mask(
-        le.array,
-        source=record.le_path,
-        polarity=preprocess.breast_polarity,
-        nbins=preprocess.otsu_nbins,
-        subsample=preprocess.otsu_subsample,
-        fill_holes=preprocess.fill_holes,
-        min_fraction=preprocess.min_breast_fraction,
-        log_domain=preprocess.otsu_log,
-    )
+    mask, _ = le_breast_mask(le.array, record.le_path, preprocess)
     return mask, "Otsu of LE"
 
 
 def _optional_mask(
     path: Path | None, shape: tuple[int, int], what: str, notes: list[str]
 ) -> BoolArray | None:
-    from cemsynth.io.cache import read_truth_mask
+    from cemsynth.preprocess.cache import read_truth_mask
 
     if path is None:
         return None

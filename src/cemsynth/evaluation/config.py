@@ -8,9 +8,9 @@ Distances are in mm, intensities on the windowed [-1, 1] scale unless a name say
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import ConfigError
 
 #: Image sources that are evaluated against the clinical RC like a model's output.
@@ -41,8 +41,17 @@ SOURCE_LABELS = {
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
+BOOTSTRAP_SAMPLES = 1000
+"""Resamples of every bootstrap interval (evaluation and reader study)."""
+BOOTSTRAP_SEED = 0
+CONFIDENCE_LEVEL = 0.95
+"""Two-sided confidence level of every interval (fraction)."""
+FDR_ALPHA = 0.05
+"""Benjamini-Hochberg false discovery rate of every family of tests (fraction)."""
+
+
 @dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(ConfigFile):
     """How predictions are scored.
 
     Attributes:
@@ -84,10 +93,12 @@ class EvaluationConfig:
         flat_value: fixed stored value for the flat baseline instead of the train mean.
     """
 
-    bootstrap_samples: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
-    fdr_alpha: float = 0.05
+    KIND = "evaluation"
+
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES
+    seed: int = BOOTSTRAP_SEED
+    confidence: float = CONFIDENCE_LEVEL
+    fdr_alpha: float = FDR_ALPHA
     bin_factor: int = 1
     ssim_sigma: float = 1.5
     ms_ssim_weights: tuple[float, ...] = MS_SSIM_WEIGHTS
@@ -132,11 +143,3 @@ class EvaluationConfig:
             raise ConfigError("max_panels must be >= 0 and train_mean_max_images >= 1")
         if not self.ms_ssim_weights:
             raise ConfigError("ms_ssim_weights must name at least one scale")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples as lists) for ``summary.json``."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data

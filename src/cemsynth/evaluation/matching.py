@@ -18,30 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cemsynth.errors import InputFileError
+from cemsynth.inference.outputs import SYNTHETIC_MANIFEST, read_synthetic_manifest
 from cemsynth.io.manifest import PairRecord, relative_path_text
-from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
-from cemsynth.reader_study.tables import parse_laterality, parse_nonempty, read_rows
+from cemsynth.vocabulary import ViewKey
 
 PREDICTION_SUFFIXES = (".dcm", ".png", ".tif", ".tiff")
-ViewKey = tuple[str, str, str]  # (patient_id, laterality, view)
 
 
 def _table(pred_dir: Path) -> dict[ViewKey, Path] | None:
-    table = pred_dir / SYNTHETIC_MANIFEST
-    if not table.is_file():
+    rows = read_synthetic_manifest(pred_dir)
+    if rows is None:
         return None
-    found: dict[ViewKey, Path] = {}
-    for row in read_rows(table, ("patient_id", "laterality", "view", "path")):
-        key = (
-            parse_nonempty(table, row, "patient_id"),
-            parse_laterality(table, row),
-            parse_nonempty(table, row, "view").upper(),
-        )
-        if key in found:
-            raise InputFileError(table, f"line {row.line}: {' '.join(key)} listed twice")
-        found[key] = pred_dir / parse_nonempty(table, row, "path")
-    return found
+    return {row.key: pred_dir / row.path for row in rows}
 
 
 class PredictionFinder:

@@ -9,14 +9,14 @@ Output folder::
 A case that cannot be scored (no prediction, unreadable file, size mismatch, no breast) is
 skipped with its reason; the others are evaluated. :func:`run_evaluation` raises
 :class:`~cemsynth.errors.CemsynthError` only when nothing could be evaluated (after writing
-``summary.json`` with the reasons).
+``summary.json`` with the reasons), or, before any work, when the preprocessing it is given
+is not the one the predictions were made with (:func:`resolve_preprocess`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -53,10 +53,12 @@ from cemsynth.evaluation.matching import PredictionFinder
 from cemsynth.evaluation.observer import hotelling_dprime
 from cemsynth.evaluation.stats import bootstrap_ci, pearson, summarise, wilcoxon_family
 from cemsynth.imaging import FloatArray
+from cemsynth.inference.provenance import PROVENANCE_NAME, Provenance, read_provenance
 from cemsynth.io.atomic import write_text_atomic
+from cemsynth.io.json_files import write_json
 from cemsynth.io.manifest import PairRecord, read_manifest
 from cemsynth.io.messages import internal_error
-from cemsynth.preprocess.config import PreprocessConfig
+from cemsynth.preprocess.config import PreprocessConfig, load_preprocess_config
 
 SUMMARY_FORMAT = "cemsynth-evaluation"
 SUMMARY_VERSION = 1
@@ -198,11 +200,39 @@ def _lpips_model(config: EvaluationConfig) -> tuple[LpipsFunction | None, str]:
         return None, str(exc)
 
 
+def resolve_preprocess(
+    pred_dir: Path, given: PreprocessConfig | None
+) -> tuple[PreprocessConfig, str, Provenance | None]:
+    """The preprocessing to score ``pred_dir`` with, where it came from (words, for the
+    report), and the folder's provenance (None without ``provenance.json``).
+
+    A folder written by ``cemsynth predict`` records its preprocessing in ``provenance.json``:
+    that is used, and a ``given`` one (``--preset``/``--config``) must have the same config
+    hash, else CemsynthError names both. Without the file: ``given``, else the default
+    preset (:func:`~cemsynth.preprocess.config.load_preprocess_config`).
+    """
+    provenance = read_provenance(pred_dir)
+    if provenance is None:
+        if given is not None:
+            return given, "given (--preset/--config)", None
+        default = load_preprocess_config(None)
+        return default, f"default preset '{default.preset}' (no {PROVENANCE_NAME})", None
+    if given is None:
+        return provenance.preprocess_config, f"{PROVENANCE_NAME} of the predictions", provenance
+    if given.config_hash() != provenance.preprocess_config_hash:
+        raise CemsynthError(
+            f"{pred_dir / PROVENANCE_NAME}: the predictions were made with preprocessing "
+            f"{provenance.preprocessing_label()}, but evaluate was given '{given.preset}' "
+            f"({given.config_hash()}); leave out --preset and --config to use the folder's"
+        )
+    return given, f"given, same as the {PROVENANCE_NAME} of the predictions", provenance
+
+
 def run_evaluation(
     pred_dir: Path,
     manifest: Path,
     out: Path,
-    preprocess: PreprocessConfig,
+    preprocess: PreprocessConfig | None,
     config: EvaluationConfig,
     split: str | None = None,
     splits_path: Path | None = None,
@@ -213,9 +243,12 @@ def run_evaluation(
 ) -> EvaluationResult:
     """Evaluate the predictions in ``pred_dir`` against the manifest's clinical RC images.
 
-    Writes ``metrics.csv``, ``summary.json`` and (``write_report``) ``report.html`` into
-    ``out``; the verdict in both judges against ``targets``. Raises :class:`CemsynthError`
-    when ``pred_dir`` is missing or nothing could be evaluated. An unexpected error on one case
+    ``preprocess``: the masks and windows to score with; None: the prediction folder's own
+    (its ``provenance.json``), else the default preset. One that differs from the folder's is
+    refused (:func:`resolve_preprocess`). Writes ``metrics.csv``, ``summary.json`` and
+    (``write_report``) ``report.html`` into ``out``; the verdict in both judges against
+    ``targets``. Raises :class:`CemsynthError` when ``pred_dir`` is missing or nothing could
+    be evaluated. An unexpected error on one case
     (a bug met on it) skips that case with a one-line reason and the others go on, unless
     ``raise_unexpected`` (``--debug``) lets it propagate with its traceback.
     """
@@ -224,6 +257,7 @@ def run_evaluation(
     pred_dir, manifest, out = Path(pred_dir), Path(manifest), Path(out)
     if not pred_dir.is_dir():
         raise InputFileError(pred_dir, "prediction folder not found")
+    preprocess, preprocess_source, provenance = resolve_preprocess(pred_dir, preprocess)
     records = read_manifest(manifest)
     selected, train_rows, selection = select_records(records, split, splits_path)
     finder = PredictionFinder(pred_dir, manifest)
@@ -291,6 +325,8 @@ def run_evaluation(
                 "selected_rows": len(selected),
             },
             "preprocess": preprocess.to_dict(),
+            "preprocess_source": preprocess_source,
+            "provenance": None if provenance is None else provenance.to_dict(),
             "config": config.to_dict(),
             "baselines": {
                 "flat_train_value": flat_value,
@@ -305,7 +341,7 @@ def run_evaluation(
     )
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / METRICS_NAME, metrics_csv(cases))
-    write_text_atomic(out / SUMMARY_NAME, json.dumps(_json_safe(summary), indent=2) + "\n")
+    write_json(out / SUMMARY_NAME, summary)
     result = EvaluationResult(cases=cases, skipped=skipped, summary=summary, out=out)
     if write_report and cases:
         from cemsynth.evaluation.report import write_html_report
@@ -594,16 +630,3 @@ def _cell(value: float) -> str:
     if not math.isfinite(value):
         return "" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return f"{value:.6g}"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value

@@ -48,6 +48,7 @@ from cemsynth.io.formats import (
     read_head,
 )
 from cemsynth.io.manifest import (
+    MANIFEST_NAME,
     PHANTOM_COLUMNS,
     PairRecord,
     csv_header,
@@ -60,7 +61,6 @@ from cemsynth.io.manifest import (
 )
 from cemsynth.io.messages import internal_error
 from cemsynth.io.paths import ensure_writable_file
-from cemsynth.phantom.cohort import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -652,9 +652,7 @@ def _progress(
     if not enabled or len(items) < PROGRESS_MIN_FILES:
         return items
     from rich.console import Console
-    from rich.progress import track
 
-    console = console if console is not None else Console(stderr=True)
-    if not console.is_terminal:  # a redirected stream would get an empty line, not a bar
-        return items
-    return track(items, description=label, console=console, transient=True)
+    from cemsynth.progress import track
+
+    return track(items, label, console=console if console is not None else Console(stderr=True))

@@ -13,9 +13,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cemsynth.inference.backends import LoadedModel, ModelIdentity, load_model
+    from cemsynth.inference.backends import LoadedModel, load_model
     from cemsynth.inference.config import RuntimeConfig, SlidingWindowConfig
     from cemsynth.inference.export import export_model
+    from cemsynth.inference.model import ModelIdentity
     from cemsynth.inference.predictor import Prediction, Predictor
     from cemsynth.inference.sliding_window import (
         SlidingWindowResult,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "LoadedModel": "backends",
-    "ModelIdentity": "backends",
+    "ModelIdentity": "model",
     "load_model": "backends",
     "RuntimeConfig": "config",
     "SlidingWindowConfig": "config",

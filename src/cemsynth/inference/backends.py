@@ -4,15 +4,16 @@ A model is a training checkpoint (``best.pt``/``last.pt``), a ``cemsynth train -
 (its ``best.pt``, else ``last.pt``), or an ONNX file written by ``cemsynth export`` (which
 carries the same configs and identity in its metadata). Whatever the source, the result is a
 :class:`LoadedModel`: a callable over batches of windows plus the preprocessing config the
-model was trained with and the model's identity for the DICOM output's labels.
+model was trained with, its training patch size (the sliding window's default) and the model's
+identity for the DICOM output's labels. Checkpoints are read by
+:func:`cemsynth.checkpoint.load_generator`, the reader training uses too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,54 +21,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from cemsynth.checkpoint import load_generator
+from cemsynth.devices import resolve_device
 from cemsynth.errors import ConfigError, InputFileError
 from cemsynth.inference.config import RuntimeConfig
+from cemsynth.inference.model import METADATA_KEY, ONNX_INPUT, ONNX_OUTPUT, ModelIdentity
 from cemsynth.inference.sliding_window import WindowModel
 from cemsynth.models.config import ModelConfig
 from cemsynth.preprocess.config import PreprocessConfig
 
 ONNX_SUFFIX = ".onnx"
-ONNX_INPUT = "le"
-ONNX_OUTPUT = "rc"
 MAX_AUTO_WORKERS = 4
 """Concurrent window batches chosen by ``workers=0`` (each holds a batch's activations)."""
-METADATA_KEY = "cemsynth"
-"""Key of the JSON metadata entry in exported ONNX/TorchScript files."""
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which trained model made an image: written into every output's labels.
-
-    Attributes:
-        name: the checkpoint as the user knows it, e.g. ``run1/best.pt``.
-        sha256: hex SHA-256 of the checkpoint file's bytes.
-        step: training step of the checkpoint (None if unknown).
-        trained_with: cemsynth version that wrote the checkpoint ("unknown" if not recorded).
-    """
-
-    name: str
-    sha256: str
-    step: int | None
-    trained_with: str
-
-    def label(self) -> str:
-        """One line, e.g. ``run1/best.pt sha256:0123456789ab step 4500``."""
-        step = "" if self.step is None else f" step {self.step}"
-        return f"{self.name} sha256:{self.sha256[:12]}{step}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
-        step = data.get("step")
-        return cls(
-            name=str(data["name"]),
-            sha256=str(data["sha256"]),
-            step=None if step is None else int(step),
-            trained_with=str(data.get("trained_with", "unknown")),
-        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +48,8 @@ class LoadedModel:
         backend, device, precision: how it runs.
         workers: batches of windows to evaluate at the same time (see
             :func:`~cemsynth.inference.sliding_window.sliding_window_inference`).
+        patch_size: side in pixels of the patches the model was trained on (the sliding
+            window's default); None when the model does not record it.
     """
 
     network: WindowModel
@@ -93,6 +60,7 @@ class LoadedModel:
     device: torch.device
     precision: str
     workers: int = 1
+    patch_size: int | None = None
 
 
 def onnxruntime_available() -> bool:
@@ -120,73 +88,7 @@ def resolve_workers(workers: int, device: torch.device) -> int:
     return min(max(torch.get_num_threads(), 1), MAX_AUTO_WORKERS)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU. Asking for CUDA without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (use cpu or auto)")
-    return torch.device(device)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checkpoint_name(path: Path) -> str:
-    """``<run folder>/<file>``: how a checkpoint is named in labels."""
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
-
-
 # --- torch ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckpointModel:
-    """A generator read from a checkpoint (before it is placed on a device)."""
-
-    generator: nn.Module
-    model_config: ModelConfig
-    preprocess_config: PreprocessConfig
-    identity: ModelIdentity
-
-
-def read_generator(path_or_run_dir: Path | str) -> CheckpointModel:
-    """The LE -> RC generator of a checkpoint or run folder, on the CPU in eval mode.
-
-    Uses the trainer's checkpoint reader (:mod:`cemsynth.training.checkpoint`), so every
-    checkpoint format version it reads is read here too, and the weight average (``ema``)
-    when the run kept one. Raises :class:`InputFileError` for a
-    file that is not a usable cemsynth checkpoint.
-    """
-    from cemsynth.models.generator import build_generator
-    from cemsynth.training.checkpoint import (
-        checkpoint_info,
-        generator_state,
-        load_state,
-        read_checkpoint,
-        resolve_checkpoint,
-    )
-
-    path = resolve_checkpoint(path_or_run_dir)
-    data = read_checkpoint(path)
-    info = checkpoint_info(data, path)
-    state = generator_state(data, "g_le_to_rc", path)
-    generator = build_generator(info.model_config)
-    load_state(generator, state, "g_le_to_rc", path)
-    generator.eval()
-    identity = ModelIdentity(
-        name=checkpoint_name(path),
-        sha256=file_sha256(path),
-        step=info.step,
-        trained_with=str(info.versions.get("cemsynth", "unknown")),
-    )
-    return CheckpointModel(generator, info.model_config, info.preprocess_config, identity)
 
 
 class TorchWindowModel:
@@ -309,7 +211,7 @@ def load_model(path_or_run_dir: Path | str, runtime: RuntimeConfig) -> LoadedMod
         return _load_onnx_file(path, device, runtime)
     backend = resolve_backend(runtime.backend, device, runtime.precision)
     workers = resolve_workers(runtime.workers, device)
-    checkpoint = read_generator(path)
+    checkpoint = load_generator(path)
     if backend == "onnx":
         from cemsynth.inference.export import onnx_bytes
 
@@ -323,11 +225,12 @@ def load_model(path_or_run_dir: Path | str, runtime: RuntimeConfig) -> LoadedMod
         network=network,
         preprocess_config=checkpoint.preprocess_config,
         model_config=checkpoint.model_config,
-        identity=checkpoint.identity,
+        identity=ModelIdentity.of(checkpoint),
         backend=backend,
         device=device,
         precision=runtime.precision,
         workers=workers,
+        patch_size=checkpoint.patch_size,
     )
 
 
@@ -346,6 +249,7 @@ def _load_onnx_file(path: Path, device: torch.device, runtime: RuntimeConfig) ->
         model_data = metadata.get("model_config")
         model_config = None if model_data is None else ModelConfig.from_dict(model_data)
         identity = ModelIdentity.from_dict(metadata["identity"])
+        patch_size = _onnx_patch_size(metadata)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise InputFileError(path, f"cemsynth metadata cannot be used ({exc})") from None
     workers = resolve_workers(runtime.workers, device)
@@ -358,4 +262,21 @@ def _load_onnx_file(path: Path, device: torch.device, runtime: RuntimeConfig) ->
         device=device,
         precision="fp32",
         workers=workers,
+        patch_size=patch_size,
     )
+
+
+def _onnx_patch_size(metadata: dict[str, Any]) -> int | None:
+    """The training patch size an exported file records: its ``train_config.patch_size``,
+    else its ``window`` (files exported before the training settings were included: the
+    window they were exported for), else None. ValueError for a value that is not a size."""
+    train = metadata.get("train_config")
+    if isinstance(train, dict) and "patch_size" in train:
+        value = train["patch_size"]
+    else:
+        value = metadata.get("window")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"patch size {value!r} is not a positive integer")
+    return value

@@ -2,33 +2,56 @@
 
 The paper (Methods, "Inference"): "a dense sliding window algorithm with an arbitrary stride of
 16 pixels (~88% overlap, patch size 128 x 128 pixels) was applied on the low-energy images. For
-overlapped regions, intensity averaging was applied." The defaults here are its window 128 and
-stride 16, but **gaussian** blending: the paper's mean blending ("mean", kept for reproducing
-the paper) leaves square seams on the window grid, measured with the seam index of
+overlapped regions, intensity averaging was applied." The defaults here are its stride 16 and
+a window equal to the model's training patch size (128 for the paper's), but **gaussian**
+blending: the paper's mean blending ("mean", kept for reproducing the paper) leaves square
+seams on the window grid, measured with the seam index of
 :mod:`cemsynth.evaluation.artifacts` (``docs/inference.md``, "Seams").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from cemsynth.config_files import ConfigFile
+from cemsynth.data.patches import PADDING_MODES
+from cemsynth.devices import DEVICES
 from cemsynth.errors import ConfigError
+from cemsynth.vocabulary import PATCH_SIZE
 
 BLEND_MODES = ("gaussian", "mean")
-PAD_MODES = ("reflect", "constant")
-DEVICES = ("auto", "cpu", "cuda")
+PAD_MODES = tuple(mode for mode in PADDING_MODES if mode != "shift")
+"""The training paddings that apply to a whole image ("shift" moves a patch inside it)."""
 PRECISIONS = ("fp32", "bf16")
 BACKENDS = ("auto", "torch", "onnx")
 OUTPUT_FORMATS = ("dicom", "png", "tiff")
 DEFAULT_OUTPUT_FORMAT = "dicom"
 
 
+def check_output_format(name: str | None) -> str:
+    """The output format ``name`` (None: :data:`DEFAULT_OUTPUT_FORMAT`), checked.
+
+    Raises :class:`ConfigError` (one line, listing the choices) for a name not in
+    :data:`OUTPUT_FORMATS`. Needs no torch, so the command line checks before loading a model.
+    """
+    chosen = DEFAULT_OUTPUT_FORMAT if name is None else name
+    if chosen not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"unknown output format {chosen!r} (--format); choose one of "
+            f"{', '.join(OUTPUT_FORMATS)}"
+        )
+    return chosen
+
+
 @dataclass(frozen=True)
-class SlidingWindowConfig:
+class SlidingWindowConfig(ConfigFile):
     """How an image on the cached grid is tiled into windows and the outputs blended.
 
     Attributes:
-        window: Side of the square window in pixels (the training patch size, 128).
+        window: Side of the square window in pixels; None (the default): the model's
+            training patch size (its checkpoint's ``train_config.patch_size``, or the
+            ``window`` of an exported file), :data:`~cemsynth.vocabulary.PATCH_SIZE` (128)
+            for a model that does not record it. See :meth:`window_size`.
         stride: Step between window starts in pixels (16: 87.5% overlap, the paper's).
             The last window of each row/column is aligned to the image border, as MONAI does.
         blend: "gaussian" (weights fall off from the window centre, sigma =
@@ -51,7 +74,9 @@ class SlidingWindowConfig:
             covers (only possible outside the breast when background windows are skipped).
     """
 
-    window: int = 128
+    KIND = "sliding-window"
+
+    window: int | None = None
     stride: int = 16
     blend: str = "gaussian"
     gaussian_sigma: float = 0.125
@@ -65,9 +90,11 @@ class SlidingWindowConfig:
     def __post_init__(self) -> None:
         for name in ("window", "stride", "batch_size"):
             value = getattr(self, name)
+            if name == "window" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.stride > self.window:
+        if self.window is not None and self.stride > self.window:
             raise ConfigError(
                 f"stride {self.stride} is larger than the window {self.window}: pixels between "
                 "windows would get no value"
@@ -90,9 +117,21 @@ class SlidingWindowConfig:
         object.__setattr__(self, "pad_value", float(self.pad_value))
         object.__setattr__(self, "fill_value", float(self.fill_value))
 
+    def window_size(self, patch_size: int | None = None) -> int:
+        """The window side in pixels: ``window`` when set, else the model's training
+        ``patch_size``, else :data:`~cemsynth.vocabulary.PATCH_SIZE`."""
+        if self.window is not None:
+            return self.window
+        return patch_size if patch_size is not None else PATCH_SIZE
+
+    def for_model(self, patch_size: int | None) -> SlidingWindowConfig:
+        """These settings with the window fixed for a model trained on ``patch_size``
+        patches (None: not recorded); raises ConfigError if the stride exceeds it."""
+        return replace(self, window=self.window_size(patch_size))
+
 
 @dataclass(frozen=True)
-class RuntimeConfig:
+class RuntimeConfig(ConfigFile):
     """Where and how the network runs.
 
     Attributes:
@@ -110,6 +149,8 @@ class RuntimeConfig:
         channels_last: Run the torch network in channels-last memory format (the fast
             convolution layout of oneDNN and cuDNN; same result to float32 rounding).
     """
+
+    KIND = "runtime"
 
     device: str = "auto"
     precision: str = "fp32"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,19 @@ import numpy.typing as npt
 from cemsynth import __version__
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import Image
-from cemsynth.inference.backends import ModelIdentity
-from cemsynth.io.atomic import atomic_path
+from cemsynth.inference.model import ModelIdentity
+from cemsynth.io.dicom_build import (
+    MG_FOR_PRESENTATION,
+    code_item,
+    fill_missing_type2,
+    hashed_uid,
+    implementation_version_name,
+    new_mg_dataset,
+    set_identity_presentation,
+    set_mono16_pixels,
+    write_dataset,
+)
 
-MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 SYNTHETIC_IMAGE_TYPE = ("DERIVED", "SECONDARY")
 SERIES_DESCRIPTION = "SYNTHETIC recombined (cemsynth)"
 PREVIEW_SERIES_DESCRIPTION = "SYNTHETIC recombined PREVIEW (cemsynth)"
@@ -119,11 +127,9 @@ def stored_pixels(array: npt.NDArray[np.float32], bits_stored: int) -> npt.NDArr
 def derived_uid(*parts: object) -> str:
     """A ``2.25.`` UID (ISO/IEC 9834-8) that is a pure function of ``parts``.
 
-    The integer is the first 128 bits of a SHA-256 hash of the parts.
+    See :func:`cemsynth.io.dicom_build.hashed_uid`; the namespace is :data:`UID_ROOT_NAME`.
     """
-    text = "\x1f".join([UID_ROOT_NAME, *map(str, parts)])
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+    return hashed_uid(UID_ROOT_NAME, *parts)
 
 
 def derivation_description(identity: ModelIdentity, source_uid: str, settings: str) -> str:
@@ -145,13 +151,6 @@ def _series_number(value: object) -> int:
         return abs(int(value))  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return 0
-
-
-def _code(value: tuple[str, str, str]) -> Any:
-    from highdicom.sr import CodedConcept
-
-    code_value, scheme, meaning = value
-    return CodedConcept(value=code_value, scheme_designator=scheme, meaning=meaning)
 
 
 def build_synthetic_dataset(
@@ -177,9 +176,8 @@ def build_synthetic_dataset(
         preview: the image came from the single-pass preview (said in SeriesDescription).
         now: creation time (default: the current local time).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import UID, ExplicitVRLittleEndian
 
     source_uid = str(source.get("SOPInstanceUID", ""))
     rows, cols = synthetic.shape
@@ -194,7 +192,7 @@ def build_synthetic_dataset(
     bits = int(source.get("BitsStored") or 16)
     bits = min(max(bits, 8), 16)
 
-    ds = Dataset()
+    ds = new_mg_dataset(sop_uid, implementation_version=implementation_version_name(__version__))
     for keyword in PATIENT_STUDY_KEYWORDS + GEOMETRY_KEYWORDS:
         if keyword in source:
             try:
@@ -213,20 +211,9 @@ def build_synthetic_dataset(
     for item in ds.get("ViewCodeSequence") or []:
         if "ViewModifierCodeSequence" not in item:  # type 2 in the mammography image module
             item.ViewModifierCodeSequence = DicomSequence([])
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    for keyword in ("StudyDate", "StudyTime", "StudyID", "AccessionNumber"):
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    if "ReferringPhysicianName" not in ds:
-        ds.ReferringPhysicianName = ""
-    ds.SOPClassUID = MG_FOR_PRESENTATION
-    ds.SOPInstanceUID = sop_uid
+    fill_missing_type2(ds)
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S")
-    ds.Modality = "MG"
-    ds.PresentationIntentType = "FOR PRESENTATION"
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = _series_number(source.get("SeriesNumber")) % 1000 + SERIES_NUMBER_OFFSET
     ds.SeriesDescription = PREVIEW_SERIES_DESCRIPTION if preview else SERIES_DESCRIPTION
@@ -237,17 +224,16 @@ def build_synthetic_dataset(
     ds.SoftwareVersions = __version__
     ds.ImageType = list(SYNTHETIC_IMAGE_TYPE)
     ds.DerivationDescription = derivation_description(identity, source_uid, settings)
-    ds.DerivationCodeSequence = DicomSequence([_code(DERIVATION_CODE)])
+    ds.DerivationCodeSequence = DicomSequence([code_item(*DERIVATION_CODE)])
     reference = Dataset()
     reference.ReferencedSOPClassUID = str(source.get("SOPClassUID", MG_FOR_PRESENTATION))
     reference.ReferencedSOPInstanceUID = source_uid
-    reference.PurposeOfReferenceCodeSequence = DicomSequence([_code(SOURCE_PURPOSE_CODE)])
+    reference.PurposeOfReferenceCodeSequence = DicomSequence([code_item(*SOURCE_PURPOSE_CODE)])
     ds.SourceImageSequence = DicomSequence([reference])
     ds.ImageComments = IMAGE_COMMENTS
-    ds.BurnedInAnnotation = "NO"
     ds.LossyImageCompression = "00"
     if "AnatomicRegionSequence" not in ds:
-        ds.AnatomicRegionSequence = DicomSequence([_code(BREAST_CODE)])
+        ds.AnatomicRegionSequence = DicomSequence([code_item(*BREAST_CODE)])
     if "PositionerType" not in ds:
         ds.PositionerType = "MAMMOGRAPHIC"
     if "DetectorType" not in ds:
@@ -259,31 +245,15 @@ def build_synthetic_dataset(
     ds.OrganExposed = "BREAST"
     ds.AcquisitionContextSequence = DicomSequence([])
 
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated = 16
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.PixelIntensityRelationship = "LIN"
-    ds.PixelIntensityRelationshipSign = 1
-    ds.RescaleIntercept = "0"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "US"
-    ds.PresentationLUTShape = "IDENTITY"
+    set_mono16_pixels(ds, stored_pixels(synthetic.array, bits), bits)
     low, high = rc_window
-    ds.WindowCenter = f"{(low + high) / 2:.1f}"
-    ds.WindowWidth = f"{high - low:.1f}"
-    ds.VOILUTFunction = "LINEAR"
-    ds.PixelData = stored_pixels(synthetic.array, bits).astype("<u2").tobytes()
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(MG_FOR_PRESENTATION)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationVersionName = f"CEMSYNTH_{__version__}"[:16]
-    ds.file_meta = meta
+    set_identity_presentation(
+        ds,
+        relationship="LIN",
+        window_center=(low + high) / 2,
+        window_width=high - low,
+        decimals=1,
+    )
     return ds
 
 
@@ -341,7 +311,6 @@ def write_synthetic_dicom(
 def save_dataset(path: Path, ds: Any) -> None:
     """Write a pydicom dataset atomically; InputFileError naming ``path`` on failure."""
     try:
-        with atomic_path(path) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
+        write_dataset(path, ds)
     except OSError as exc:
         raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None

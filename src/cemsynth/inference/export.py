@@ -1,15 +1,16 @@
 """Export the LE -> RC generator to ONNX or TorchScript, with the configs it needs.
 
 Both files carry a JSON metadata entry (key ``cemsynth``): the model's identity (checkpoint
-name, SHA-256, step), its architecture, the preprocessing config it was trained with and the
-input contract, so the file alone is enough to preprocess new images correctly.
+name, SHA-256, step), its architecture, the preprocessing config and training settings it was
+trained with, the sliding window to run it with (its training patch size) and the input
+contract, so the file alone is enough to preprocess new images correctly.
 
 - ONNX: opset :data:`ONNX_OPSET`, input ``le`` float32 ``(n, 1, h, w)`` in [-1, 1], output
   ``rc`` of the same shape; ``n``, ``h`` and ``w`` are dynamic, ``h`` and ``w`` must be
-  multiples of 4 (the sliding window's 128 x 128 windows are). Written with torch's
-  TorchScript-based exporter (the newer exporter needs the ``onnxscript`` package).
-- TorchScript: ``torch.jit.trace`` of the generator on one 128 x 128 window (metadata in the
-  archive's ``extra/cemsynth.json``); it accepts the same sizes.
+  multiples of 4 (the sliding window's windows are). Written with torch's TorchScript-based
+  exporter (the newer exporter needs the ``onnxscript`` package).
+- TorchScript: ``torch.jit.trace`` of the generator on one window (metadata in the archive's
+  ``extra/cemsynth.json``); it accepts the same sizes.
 """
 
 from __future__ import annotations
@@ -23,15 +24,10 @@ from typing import Any
 import torch
 
 from cemsynth import __version__
+from cemsynth.checkpoint import LoadedGenerator, load_generator
 from cemsynth.errors import ConfigError, InputFileError
-from cemsynth.inference.backends import (
-    METADATA_KEY,
-    ONNX_INPUT,
-    ONNX_OUTPUT,
-    CheckpointModel,
-    read_generator,
-)
 from cemsynth.inference.config import SlidingWindowConfig
+from cemsynth.inference.model import METADATA_KEY, ONNX_INPUT, ONNX_OUTPUT, ModelIdentity
 from cemsynth.io.atomic import write_atomic
 
 ONNX_OPSET = 17
@@ -43,26 +39,33 @@ INPUT_CONTRACT = (
 )
 
 
-def export_metadata(model: CheckpointModel) -> dict[str, Any]:
-    """The JSON-safe metadata stored in an exported file."""
+def export_window(model: LoadedGenerator) -> int:
+    """The sliding window an exported model runs with: its training patch size (pixels)."""
+    return SlidingWindowConfig().window_size(model.patch_size)
+
+
+def export_metadata(model: LoadedGenerator) -> dict[str, Any]:
+    """The JSON-safe metadata stored in an exported file. ``window``: the side in pixels
+    that ``predict`` uses for this file unless told otherwise."""
     return {
         "format": "cemsynth-export",
         "format_version": 1,
         "exported_with": __version__,
-        "identity": model.identity.to_dict(),
+        "identity": ModelIdentity.of(model).to_dict(),
         "model_config": model.model_config.to_dict(),
         "preprocess_config": model.preprocess_config.to_dict(),
-        "window": SlidingWindowConfig().window,
+        "train_config": model.info.train_config,
+        "window": export_window(model),
         "input": INPUT_CONTRACT,
     }
 
 
-def _example(model: CheckpointModel) -> torch.Tensor:
-    size = SlidingWindowConfig().window
+def _example(model: LoadedGenerator) -> torch.Tensor:
+    size = export_window(model)
     return torch.zeros(1, model.model_config.channels, size, size)
 
 
-def onnx_bytes(model: CheckpointModel) -> bytes:
+def onnx_bytes(model: LoadedGenerator) -> bytes:
     """The generator as a serialised ONNX model (fp32, dynamic batch and size) with metadata."""
     import onnx
 
@@ -95,7 +98,7 @@ def onnx_bytes(model: CheckpointModel) -> bytes:
     return bytes(proto.SerializeToString())
 
 
-def torchscript_bytes(model: CheckpointModel) -> bytes:
+def torchscript_bytes(model: LoadedGenerator) -> bytes:
     """The generator traced to TorchScript, with the metadata as an extra file."""
     network = model.generator.cpu().eval()
     with warnings.catch_warnings(), torch.no_grad():
@@ -107,20 +110,20 @@ def torchscript_bytes(model: CheckpointModel) -> bytes:
     return buffer.getvalue()
 
 
-def export_model(model_path: Path | str, export_format: str, out: Path | str) -> CheckpointModel:
+def export_model(model_path: Path | str, export_format: str, out: Path | str) -> ModelIdentity:
     """Write the generator of ``model_path`` (checkpoint or run folder) to ``out`` atomically.
 
-    ``export_format``: "onnx" or "torchscript". Returns the model that was exported. Raises
-    :class:`InputFileError` naming ``out`` if it cannot be written.
+    ``export_format``: "onnx" or "torchscript". Returns the identity of the model that was
+    exported. Raises :class:`InputFileError` naming ``out`` if it cannot be written.
     """
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(
             f"unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
-    model = read_generator(model_path)
+    model = load_generator(model_path)
     data = onnx_bytes(model) if export_format == "onnx" else torchscript_bytes(model)
     try:
         write_atomic(Path(out), lambda handle: handle.write(data))
     except OSError as exc:
         raise InputFileError(out, f"cannot write: {exc.strerror or exc}") from None
-    return model
+    return ModelIdentity.of(model)

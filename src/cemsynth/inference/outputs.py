@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from cemsynth import __version__
 from cemsynth.errors import InputFileError
@@ -27,13 +28,16 @@ from cemsynth.imaging import Image
 from cemsynth.inference.dicom_out import MANUFACTURER_MODEL_NAME, stored_pixels
 from cemsynth.io.atomic import atomic_path, write_text_atomic
 from cemsynth.io.formats import read_head
-from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
+from cemsynth.io.tables import parse_laterality, parse_nonempty, read_rows
+from cemsynth.vocabulary import ViewKey
 
 SUFFIXES = {"dicom": ".dcm", "png": ".png", "tiff": ".tif"}
+SYNTHETIC_MANIFEST: Final = "synthetic_manifest.csv"
+"""File in a synthetic folder that maps each image to its breast and view (see above)."""
 MANIFEST_COLUMNS = ("patient_id", "laterality", "view", "path", "source")
+REQUIRED_MANIFEST_COLUMNS = MANIFEST_COLUMNS[:4]
+"""A table made by other tools needs these; ``source`` is predict's own addition."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-ViewKey = tuple[str, str, str]
 
 SOFTWARE_LABEL = f"{MANUFACTURER_MODEL_NAME}, cemsynth {__version__}"
 """The PNG ``Software`` text and TIFF Software tag of every raster output."""
@@ -122,7 +126,8 @@ def made_by_predict(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """One line of the synthetic manifest."""
+    """One line of the synthetic manifest: ``path`` is relative to the folder (or absolute),
+    ``source`` the LE file it was made from ('' when the table does not say)."""
 
     patient_id: str
     laterality: str
@@ -135,17 +140,31 @@ class ManifestRow:
         return (self.patient_id, self.laterality, self.view)
 
 
-def read_synthetic_manifest(folder: Path) -> list[ManifestRow]:
-    """The rows of ``folder/synthetic_manifest.csv`` (empty if absent or unreadable)."""
+def read_synthetic_manifest(folder: Path) -> list[ManifestRow] | None:
+    """The rows of ``folder/synthetic_manifest.csv``; None when the folder has none.
+
+    The one reader of this table (predict, evaluate and the reader study use it). Laterality
+    may be spelled left/right (stored as L/R), the view is upper-cased, and a breast view listed
+    twice is an error. Raises InputFileError naming the file and line for a malformed table.
+    """
     path = Path(folder) / SYNTHETIC_MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None or not set(MANIFEST_COLUMNS[:4]) <= set(reader.fieldnames):
-        return []
-    return [ManifestRow(*(str(row.get(name) or "") for name in MANIFEST_COLUMNS)) for row in reader]
+    if not path.is_file():
+        return None
+    rows: list[ManifestRow] = []
+    seen: set[ViewKey] = set()
+    for row in read_rows(path, REQUIRED_MANIFEST_COLUMNS):
+        entry = ManifestRow(
+            patient_id=parse_nonempty(path, row, "patient_id"),
+            laterality=parse_laterality(path, row),
+            view=parse_nonempty(path, row, "view").upper(),
+            path=parse_nonempty(path, row, "path"),
+            source=row.get("source"),
+        )
+        if entry.key in seen:
+            raise InputFileError(path, f"line {row.line}: {' '.join(entry.key)} listed twice")
+        seen.add(entry.key)
+        rows.append(entry)
+    return rows
 
 
 def write_synthetic_manifest(folder: Path, rows: Sequence[ManifestRow]) -> Path:
@@ -156,11 +175,11 @@ def write_synthetic_manifest(folder: Path, rows: Sequence[ManifestRow]) -> Path:
     """
     folder = Path(folder)
     keys = {row.key for row in rows}
-    kept = [
-        row
-        for row in read_synthetic_manifest(folder)
-        if row.key not in keys and (folder / row.path).is_file()
-    ]
+    try:
+        earlier = read_synthetic_manifest(folder) or []
+    except InputFileError:  # a damaged table is replaced: its files are listed again below
+        earlier = []
+    kept = [row for row in earlier if row.key not in keys and (folder / row.path).is_file()]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)

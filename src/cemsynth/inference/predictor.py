@@ -7,8 +7,9 @@ One call, for an LE :class:`~cemsynth.imaging.Image` in stored units:
 2. preprocess it with the model's own :class:`~cemsynth.preprocess.config.PreprocessConfig`
    (breast mask, crop, resample, LE window -> [-1, 1] on the cached grid), and check that the
    model's LE window fits the image's values;
-3. run the generator over dense 128 x 128 windows with stride 16 and average the overlaps
-   (:mod:`cemsynth.inference.sliding_window`), skipping windows without breast;
+3. run the generator over dense square windows (the model's training patch size, 128 for the
+   paper's) with stride 16 and blend the overlaps (:mod:`cemsynth.inference.sliding_window`),
+   skipping windows without breast;
 4. map the result back with the preprocessing inverse: original pixel grid, RC stored units,
    ``background_value`` outside the breast.
 """
@@ -23,8 +24,9 @@ import numpy as np
 
 from cemsynth.errors import InputFileError
 from cemsynth.imaging import BoolArray, FloatArray, Image, ImageMeta
-from cemsynth.inference.backends import LoadedModel, ModelIdentity, load_model
+from cemsynth.inference.backends import LoadedModel, load_model
 from cemsynth.inference.config import MAX_CLIPPED_FRACTION, RuntimeConfig, SlidingWindowConfig
+from cemsynth.inference.model import ModelIdentity
 from cemsynth.inference.sliding_window import (
     SlidingWindowResult,
     single_pass_inference,
@@ -135,7 +137,9 @@ class Predictor:
     Args:
         model: the loaded network, its preprocessing config and identity
             (:func:`cemsynth.inference.backends.load_model`).
-        window: sliding-window settings (defaults: the paper's 128 / 16 / mean).
+        window: sliding-window settings (default: :class:`SlidingWindowConfig`'s). A window
+            size left unset becomes the model's training patch size
+            (:meth:`SlidingWindowConfig.for_model`); ``self.window`` always has one.
         preview: run the whole cached image through the network in one pass instead of the
             sliding window (fast, approximate: see
             :func:`~cemsynth.inference.sliding_window.single_pass_inference`).
@@ -151,7 +155,8 @@ class Predictor:
         max_clipped_fraction: float = MAX_CLIPPED_FRACTION,
     ) -> None:
         self.model = model
-        self.window = window if window is not None else SlidingWindowConfig()
+        settings = window if window is not None else SlidingWindowConfig()
+        self.window = settings.for_model(model.patch_size)
         self.preview = preview
         self.max_clipped_fraction = max_clipped_fraction
 

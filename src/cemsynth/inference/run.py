@@ -17,6 +17,11 @@ Nothing a user had is ever written over. Before any inference the run is refused
 exit 2) when an input lies inside the output folder, or when an output would replace a file
 that ``predict`` did not write (its label says so, see :func:`~cemsynth.inference.outputs.
 made_by_predict`); ``overwrite=True`` (``--overwrite``) allows the second, never the first.
+
+``OUT/provenance.json`` (:mod:`cemsynth.inference.provenance`) records the checkpoint, the
+preprocessing and the inference settings; it is written before the first image. A folder
+whose provenance names other settings, or that holds predictions without one, is refused
+(one line, exit 2, whatever ``--overwrite`` says): a folder holds one run's kind of images.
 """
 
 from __future__ import annotations
@@ -32,10 +37,9 @@ from rich.console import Console
 from cemsynth.batch import BatchReport
 from cemsynth.errors import CemsynthError, InputFileError
 from cemsynth.imaging import ImageMeta
+from cemsynth.inference.config import check_output_format
 from cemsynth.inference.outputs import (
-    SUFFIXES,
     ManifestRow,
-    ViewKey,
     made_by_predict,
     output_name,
     write_png16,
@@ -43,8 +47,11 @@ from cemsynth.inference.outputs import (
     write_tiff16,
 )
 from cemsynth.inference.predictor import Prediction, Predictor
+from cemsynth.inference.provenance import Provenance, check_folder, write_provenance
 from cemsynth.io.messages import internal_error
 from cemsynth.io.paths import ensure_writable_dir
+from cemsynth.progress import progress_bar
+from cemsynth.vocabulary import ViewKey
 
 MANIFEST_SUFFIX = ".csv"
 
@@ -267,41 +274,34 @@ def run_predict(
     overwrite: bool = False,
     raise_unexpected: bool = False,
 ) -> PredictSummary:
-    """Predict every input, write the outputs and ``OUT/synthetic_manifest.csv``.
+    """Predict every input, write the outputs, ``OUT/synthetic_manifest.csv`` and
+    ``OUT/provenance.json``.
 
     Per-file problems go to ``report``; ``console`` (stderr) gets one timing line per image.
     Raises :class:`CemsynthError` for problems with the whole run (unwritable folder, an
-    input inside ``out``, an output over a file predict did not write; see
-    :func:`plan_outputs`), before any inference. An unexpected error on one file (a bug met
-    on it) is that file's one-line failure and the batch goes on, unless
-    ``raise_unexpected`` (``--debug``) lets it propagate with its traceback.
+    input inside ``out``, an output over a file predict did not write, see
+    :func:`plan_outputs`; a folder made with other settings, see
+    :func:`~cemsynth.inference.provenance.check_folder`), before any inference. An
+    unexpected error on one file (a bug met on it) is that file's one-line failure and the
+    batch goes on, unless ``raise_unexpected`` (``--debug``) lets it propagate with its traceback.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from cemsynth.io.reader import detect_format, read_image
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
     out = Path(out)
-    if output_format not in SUFFIXES:
-        raise CemsynthError(
-            f"unknown output format {output_format!r}; choose one of {', '.join(SUFFIXES)}"
-        )
+    output_format = check_output_format(output_format)  # before any file is touched
     summary = PredictSummary()
     items = expand_inputs(inputs, report)
     plan = plan_outputs(items, out, output_format, overwrite)
+    provenance = Provenance.of(predictor)
+    new_folder = check_folder(out, provenance)
     ensure_writable_dir(out, "output folder")  # a read-only --out fails now, not per image
+    if new_folder:
+        write_provenance(out, provenance)
     rows: list[ManifestRow] = []
     produced: dict[ViewKey, Path] = {}
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not (progress and console.is_terminal),
-    ) as bar:
+    with progress_bar(console=console, enabled=progress) as bar:
         task = bar.add_task("predict", total=len(plan))
         for item, target in ((p.item, p.target) for p in plan):
             bar.update(task, description=item.path.name)

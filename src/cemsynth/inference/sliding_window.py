@@ -279,7 +279,9 @@ def sliding_window_inference(
         image: float32 ``(rows, cols)`` in the model's input domain (the [-1, 1] LE window).
         model: maps float32 ``(n, 1, h, w)`` on ``device`` to the same shape (any float
             dtype; accumulated in float32). Called under ``torch.inference_mode``.
-        config: window, stride, blending, batching, skipping and padding.
+        config: window, stride, blending, batching, skipping and padding (a window left
+            unset is :data:`~cemsynth.vocabulary.PATCH_SIZE`; the predictor sets the
+            model's own, :meth:`SlidingWindowConfig.for_model`).
         mask: bool ``(rows, cols)``: the breast. With ``config.skip_background`` only windows
             that touch it are evaluated. None: every window.
         device: where the windows, the network and the accumulators live.
@@ -297,7 +299,7 @@ def sliding_window_inference(
         raise ValueError(f"image must be 2-D (rows, cols), got shape {array.shape}")
     if mask is not None and mask.shape != array.shape:
         raise ValueError(f"mask of shape {mask.shape} does not match the image {array.shape}")
-    size = config.window
+    size = config.window_size()
     pads = pad_amounts((array.shape[0], array.shape[1]), size)
     padded = pad_image(array, pads, config.pad_mode, config.pad_value)
     shape = (int(padded.shape[0]), int(padded.shape[1]))

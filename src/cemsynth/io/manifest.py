@@ -31,8 +31,10 @@ from pathlib import Path
 
 from cemsynth.errors import InputFileError, display_path
 from cemsynth.io.atomic import write_text_atomic
-from cemsynth.phantom.config import BPE_GRADES
+from cemsynth.vocabulary import BPE_GRADES, LATERALITIES
 
+MANIFEST_NAME = "manifest.csv"
+"""File name of the manifest that `cemsynth index` and `cemsynth phantom` write."""
 REQUIRED_COLUMNS = ("patient_id", "study_uid", "laterality", "view", "le_path", "rc_path")
 MASK_COLUMNS = ("breast_mask_path", "fgt_mask_path", "adipose_mask_path", "lesion_mask_path")
 IDEAL_RC_COLUMN = "ideal_rc_path"
@@ -62,7 +64,6 @@ PHANTOM_COLUMNS = (
     "bpe_grade",
     "halo",
 )
-LATERALITIES = ("L", "R")
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 

@@ -24,20 +24,21 @@ Choices the paper's text leaves open, and what we chose:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import ConfigError
 
 MODEL_CONFIG_VERSION = 1
-"""Bump when the meaning of a field changes; ``from_dict`` refuses newer versions. (Fields added
+"""Bump when the meaning of a field changes; reading refuses newer versions. (Fields added
 with a default that keeps older files' meaning, such as ``generator``, need no bump.)"""
 
 GENERATORS = ("resnet", "unet")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigFile):
     """Sizes of the two generators and two discriminators (both directions are alike).
 
     Attributes:
@@ -57,6 +58,9 @@ class ModelConfig:
         norm_affine: InstanceNorm with a learned per-channel scale and shift.
         init_std: Standard deviation of the normal initialisation of convolution weights.
     """
+
+    KIND = "model"
+    VERSION = MODEL_CONFIG_VERSION
 
     channels: int = 1
     generator: str = "resnet"
@@ -95,25 +99,9 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be a non-negative number, got {value!r}")
             object.__setattr__(self, name, float(value))
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-safe dict with a ``version`` key (stored in every checkpoint)."""
-        return {"version": MODEL_CONFIG_VERSION, **asdict(self)}
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "model config") -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys or a newer version raise ConfigError."""
-        data = dict(data)
-        version = data.pop("version", MODEL_CONFIG_VERSION)
-        if not isinstance(version, int) or version > MODEL_CONFIG_VERSION:
-            raise ConfigError(
-                f"{source}: model config version {version!r} is newer than this cemsynth "
-                f"supports ({MODEL_CONFIG_VERSION}); upgrade cemsynth"
-            )
-        valid = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in valid:
-                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        return cls(**data)
+    def presets(cls) -> Mapping[str, ModelConfig]:
+        return MODEL_PRESETS
 
     def differences(self, other: ModelConfig) -> list[str]:
         """``"name: mine vs other"`` for every field that differs (for error messages)."""
@@ -140,9 +128,4 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 
 def get_model_preset(name: str) -> ModelConfig:
     """The architecture called ``name``; an unknown name raises ConfigError with the choices."""
-    try:
-        return MODEL_PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model preset {name!r}; valid presets: {', '.join(sorted(MODEL_PRESETS))}"
-        ) from None
+    return ModelConfig.get_preset(name)

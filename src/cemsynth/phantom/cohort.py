@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,21 +32,24 @@ import numpy.typing as npt
 from cemsynth.batch import available_cpus
 from cemsynth.errors import CemsynthError
 from cemsynth.io.atomic import write_atomic, write_text_atomic
+from cemsynth.io.json_files import write_json
+from cemsynth.io.manifest import MANIFEST_NAME
 from cemsynth.io.paths import ensure_writable_dir
 from cemsynth.phantom.acquisition import acquire
 from cemsynth.phantom.anatomy import Anatomy, BreastSpec, Grid, draw_lesion, render_anatomy
-from cemsynth.phantom.config import (
-    BPE_GRADES,
-    DENSITY_GRADES,
-    FIELD_OF_VIEW_MM,
-    SIZE_PRESETS,
-    PhantomConfig,
-)
+from cemsynth.phantom.config import FIELD_OF_VIEW_MM, SIZE_PRESETS, PhantomConfig
 from cemsynth.phantom.dicom import STUDY_DATE, ExamIds, ImageInfo, derived_uid, write_dicom
 from cemsynth.phantom.physics import make_beams
-from cemsynth.preprocess.config import PreprocessConfig
+from cemsynth.progress import progress_bar
+from cemsynth.vocabulary import (
+    BPE_GRADES,
+    DENSITY_GRADES,
+    LATERALITIES,
+    LE_DISPLAY_WINDOW,
+    RC_DISPLAY_WINDOW,
+    STANDARD_VIEWS,
+)
 
-MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = (
     "patient_id", "study_uid", "laterality", "view", "le_path", "rc_path",
     "breast_mask_path", "fgt_mask_path", "adipose_mask_path", "lesion_mask_path",
@@ -56,8 +58,6 @@ MANIFEST_COLUMNS = (
     "lesion_diameter_mm", "lesion_iodine_mg_per_ml", "lesion_row", "lesion_col",
     "recombination_weight", "halo_rolloff_error",
 )  # fmt: skip
-SIDES = ("L", "R")
-VIEWS = ("CC", "MLO")
 
 
 def _window_tags(low_high: tuple[float, float]) -> tuple[float, float]:
@@ -66,9 +66,9 @@ def _window_tags(low_high: tuple[float, float]) -> tuple[float, float]:
     return ((low + high) / 2.0, high - low)
 
 
-# Viewers open the images in the paper's windows (the preprocessing defaults).
-LE_WINDOW = _window_tags(PreprocessConfig().le_window)
-RC_WINDOW = _window_tags(PreprocessConfig().rc_window)
+# Viewers open the images in the paper's windows (also the preprocessing defaults).
+LE_WINDOW = _window_tags(LE_DISPLAY_WINDOW)
+RC_WINDOW = _window_tags(RC_DISPLAY_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ def simulate_patient(
     )
     shape = (geometry.rows, geometry.cols)
     rows: list[dict[str, str]] = []
-    for side_index, side in enumerate(SIDES):
+    for side_index, side in enumerate(LATERALITIES):
         spec = breast_spec(seed, patient, side_index, density, bpe, config)
-        for view_index, view in enumerate(VIEWS):
+        for view_index, view in enumerate(STANDARD_VIEWS):
             view_rng = _rng(seed, patient, side_index, view_index + 1)
             halo = bool(view_rng.uniform() < config.halo_share)
             anatomy = render_anatomy(geometry.anatomy_grid, spec, view, view_rng, config)
@@ -338,23 +338,12 @@ def write_cohort(
     start = time.perf_counter()
     rows: list[dict[str, str]] = []
     batches = _run(out, n_patients, seed, geometry, config, workers)
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        ) as bar:
-            task = bar.add_task("simulating patients", total=n_patients)
-            for batch in batches:
-                rows.extend(batch)
-                bar.advance(task)
-    else:
+    with progress_bar("simulating patients", enabled=progress, transient=False) as bar:
+        task = bar.add_task("simulate", total=n_patients)
         for batch in batches:
             rows.extend(batch)
-    rows.sort(key=lambda r: (r["patient_id"], r["laterality"], VIEWS.index(r["view"])))
+            bar.advance(task)
+    rows.sort(key=lambda r: (r["patient_id"], r["laterality"], STANDARD_VIEWS.index(r["view"])))
     description = {
         "generator": "cemsynth phantom",
         "n_patients": n_patients,
@@ -366,7 +355,7 @@ def write_cohort(
         "cols": geometry.cols,
         "config": config.to_dict(),
     }
-    write_text_atomic(out / "phantom.json", json.dumps(description, indent=1) + "\n")
+    write_json(out / "phantom.json", description, indent=1)
     write_text_atomic(manifest_path, _manifest_text(rows))
     return CohortResult(
         n_pairs=len(rows),

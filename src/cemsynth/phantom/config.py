@@ -7,15 +7,14 @@ there, picked so that images look and measure like clinical CEM.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import math
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cemsynth.config_files import read_yaml_mapping
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import ConfigError
 
-BPE_GRADES = ("a", "b", "c", "d")
-DENSITY_GRADES = ("a", "b", "c", "d")
 LESION_KINDS = ("round_mass", "irregular_mass", "spiculated_mass", "non_mass")
 
 # Detector read-out presets: name -> pixel binning. "full" is the whole matrix of a
@@ -27,8 +26,14 @@ FIELD_OF_VIEW_MM = (285.0, 239.4)
 
 
 @dataclass(frozen=True)
-class PhantomConfig:
-    """All simulator constants. Ranges are (low, high) for uniform draws."""
+class PhantomConfig(ConfigFile):
+    """All simulator constants. Ranges are (low, high) for uniform draws.
+
+    Every value is converted to the type and shape of its default (YAML gives lists and
+    ints where the defaults are tuples and floats) or refused.
+    """
+
+    KIND = "phantom"
 
     # --- cohort ---------------------------------------------------------------------------
     # Share of breasts with a lesion (paper's training set: 52 % positive breasts).
@@ -159,6 +164,11 @@ class PhantomConfig:
     extra_notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            factory = item.default_factory
+            default = item.default if factory is MISSING else factory()
+            value = _coerce(item.name, getattr(self, item.name), default)
+            object.__setattr__(self, item.name, value)
         for name in ("lesion_share", "halo_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -169,9 +179,6 @@ class PhantomConfig:
                 raise ConfigError(f"phantom config: {name} must be 4 shares summing to 1")
         if 33.17 not in self.energy_bin_edges_he_kev:
             raise ConfigError("phantom config: energy_bin_edges_he_kev must include 33.17")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -199,26 +206,45 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def phantom_config_from_dict(values: dict[str, Any]) -> PhantomConfig:
-    """Build a config from a (YAML) mapping; unknown keys or wrong types fail in one line."""
-    known = {f.name: f for f in fields(PhantomConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown phantom config key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}"
-        )
-    defaults = PhantomConfig()
-    converted = {
-        name: _coerce(name, value, getattr(defaults, name)) for name, value in values.items()
-    }
-    return replace(defaults, **converted)
-
-
 def load_phantom_config(path: Path | None, halo_share: float | None = None) -> PhantomConfig:
     """Defaults, overridden by a YAML file, then by an explicit ``halo_share``."""
-    config = PhantomConfig()
-    if path is not None:
-        config = phantom_config_from_dict(read_yaml_mapping(Path(path), "phantom config"))
-    if halo_share is not None:
-        config = replace(config, halo_share=halo_share)
-    return config
+    return PhantomConfig.load(path).with_overrides(halo_share=halo_share)
+
+
+@dataclass(frozen=True)
+class CohortConfig(ConfigFile):
+    """Which cohort ``cemsynth phantom`` simulates: the one home of its defaults.
+
+    The command line's options and the demo start from these values.
+
+    Attributes:
+        patients: Simulated patients, each with both breasts in CC and MLO views (4 LE/RC
+            pairs per patient).
+        seed: Seeds the whole cohort: the same seed writes the same files.
+        pixel_mm: Detector pixel pitch in mm, before the binning of ``size``.
+        size: Detector read-out, a key of :data:`SIZE_PRESETS`: "full" (the whole matrix at
+            the native pitch) or "small" (the same field with 4 x 4 binning, for fast runs).
+    """
+
+    KIND = "phantom cohort"
+
+    patients: int = 10
+    seed: int = 0
+    pixel_mm: float = 0.1
+    size: str = "full"
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("patients", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        pixel = self.pixel_mm
+        if (
+            isinstance(pixel, bool)
+            or not isinstance(pixel, int | float)
+            or not 0 < pixel < math.inf
+        ):
+            raise ConfigError(f"pixel_mm must be a positive number, got {pixel!r}")
+        object.__setattr__(self, "pixel_mm", float(pixel))
+        if not isinstance(self.size, str) or self.size not in SIZE_PRESETS:
+            raise ConfigError(f"size must be one of {', '.join(SIZE_PRESETS)}, got {self.size!r}")

@@ -9,20 +9,26 @@ from the seed, so the same seed writes byte-identical files.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from cemsynth import __version__
-from cemsynth.io.atomic import write_atomic
+from cemsynth.io.dicom_build import (
+    code_item,
+    hashed_uid,
+    implementation_version_name,
+    new_mg_dataset,
+    set_identity_presentation,
+    set_mono16_pixels,
+    set_patient_study,
+    write_dataset,
+)
 
-MAMMOGRAPHY_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 LOW_ENERGY_IMAGE_TYPE = ["ORIGINAL", "PRIMARY", "", "LOW_ENERGY"]
 RECOMBINED_IMAGE_TYPE = ["DERIVED", "PRIMARY", "", "RECOMBINED"]
 LOW_ENERGY_DESCRIPTION = "CEM low energy"
@@ -45,12 +51,10 @@ STUDY_DATE = dt.date(2026, 1, 5)
 def derived_uid(*parts: object) -> str:
     """A UID that is a pure function of ``parts`` (so a seed reproduces the files).
 
-    Uses the ``2.25.<128-bit integer>`` form (ISO/IEC 9834-8) with the integer taken from a
-    SHA-256 hash of the parts.
+    Uses the ``2.25.<128-bit integer>`` form (ISO/IEC 9834-8), see
+    :func:`cemsynth.io.dicom_build.hashed_uid`.
     """
-    text = "\x1f".join(["cemsynth-phantom", *map(str, parts)])
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+    return hashed_uid("cemsynth-phantom", *parts)
 
 
 @dataclass(frozen=True)
@@ -84,39 +88,36 @@ class ImageInfo:
 
 def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo) -> Dataset:
     """A complete DICOM dataset (with file meta) for one stored image ``(rows, cols)``."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(MAMMOGRAPHY_FOR_PRESENTATION)
-    meta.MediaStorageSOPInstanceUID = UID(info.sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = UID(derived_uid("implementation", "cemsynth"))
-    meta.ImplementationVersionName = f"CEMSYNTH_{__version__}"[:16]
-
-    ds = Dataset()
-    ds.file_meta = meta
+    ds = new_mg_dataset(
+        info.sop_uid,
+        implementation_class_uid=derived_uid("implementation", "cemsynth"),
+        implementation_version=implementation_version_name(__version__),
+    )
     date = exam.study_date.strftime("%Y%m%d")
     low_energy = info.kind == "LE"
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = LOW_ENERGY_IMAGE_TYPE if low_energy else RECOMBINED_IMAGE_TYPE
-    ds.SOPClassUID = MAMMOGRAPHY_FOR_PRESENTATION
-    ds.SOPInstanceUID = info.sop_uid
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = date
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = "093000"
-    ds.AccessionNumber = exam.accession
-    ds.Modality = "MG"
-    ds.PresentationIntentType = "FOR PRESENTATION"
+    set_patient_study(
+        ds,
+        study_uid=exam.study_uid,
+        patient_id=exam.patient_id,
+        patient_name=exam.patient_name,
+        patient_sex="F",
+        study_date=date,
+        study_time="093000",
+        study_id="1",
+        accession=exam.accession,
+    )
+    ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = date
+    ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = "093000"
     ds.Manufacturer = "cemsynth phantom"
     ds.ManufacturerModelName = "physics-based CEM simulator"
     ds.SoftwareVersions = __version__
     ds.InstitutionName = "Simulated"
-    ds.ReferringPhysicianName = ""
     ds.StudyDescription = "Contrast-enhanced mammography (simulated)"
     # One LE and one RC series per exam hold all four views: series-level attributes must
     # not depend on the view (laterality and view are image-level: ImageLaterality, ViewPosition).
     ds.SeriesDescription = LOW_ENERGY_DESCRIPTION if low_energy else RECOMBINED_DESCRIPTION
-    ds.PatientName = exam.patient_name
-    ds.PatientID = exam.patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
     ds.PatientAge = f"{exam.age_years:03d}Y"
     ds.BodyPartExamined = "BREAST"
     ds.ContrastBolusAgent = "Iodine (simulated)"
@@ -124,53 +125,32 @@ def build_dataset(pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo
     ds.BodyPartThickness = f"{info.thickness_mm:.1f}"
     ds.ViewPosition = info.view
     code_value, meaning = VIEW_CODES[info.view]
-    view_code = Dataset()
-    view_code.CodeValue = code_value
-    view_code.CodingSchemeDesignator = "SCT"
-    view_code.CodeMeaning = meaning
-    ds.ViewCodeSequence = Sequence([view_code])
+    ds.ViewCodeSequence = Sequence([code_item(code_value, "SCT", meaning)])
     ds.ImagerPixelSpacing = [f"{info.pixel_mm:.4f}", f"{info.pixel_mm:.4f}"]
     ds.PixelSpacing = [f"{info.pixel_mm:.4f}", f"{info.pixel_mm:.4f}"]
     ds.EstimatedRadiographicMagnificationFactor = "1.0"
-    ds.StudyInstanceUID = exam.study_uid
     ds.SeriesInstanceUID = info.series_uid
-    ds.StudyID = "1"
     ds.SeriesNumber = 1 if low_energy else 2
     ds.InstanceNumber = info.instance_number
     ds.PatientOrientation = PATIENT_ORIENTATION[(info.laterality, info.view)]
     ds.ImageLaterality = info.laterality
     ds.PositionerType = "MAMMOGRAPHIC"
-    breast = Dataset()
-    breast.CodeValue = "76752008"
-    breast.CodingSchemeDesignator = "SCT"
-    breast.CodeMeaning = "Breast"
-    ds.AnatomicRegionSequence = Sequence([breast])
-    ds.BurnedInAnnotation = "NO"
+    ds.AnatomicRegionSequence = Sequence([code_item("76752008", "SCT", "Breast")])
     ds.ImageComments = "Simulated image from the cemsynth phantom; not a patient image."
     if not low_energy:
         ds.DerivationDescription = "Weighted log subtraction of high- and low-energy images"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
-    ds.BitsAllocated = 16
-    ds.BitsStored = info.bits_stored
-    ds.HighBit = info.bits_stored - 1
-    ds.PixelRepresentation = 0
+    set_mono16_pixels(ds, pixels, info.bits_stored)
     # Stored values are linear in log attenuation; identity rescale and presentation LUT.
-    ds.PixelIntensityRelationship = "LOG"
-    ds.PixelIntensityRelationshipSign = 1
-    ds.RescaleIntercept = "0"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "US"
-    ds.PresentationLUTShape = "IDENTITY"
-    ds.WindowCenter = f"{info.window[0]:.0f}"
-    ds.WindowWidth = f"{info.window[1]:.0f}"
-    ds.VOILUTFunction = "LINEAR"
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+    set_identity_presentation(
+        ds,
+        relationship="LOG",
+        window_center=info.window[0],
+        window_width=info.window[1],
+        decimals=0,
+    )
     return ds
 
 
 def write_dicom(path: Path, pixels: npt.NDArray[np.uint16], exam: ExamIds, info: ImageInfo) -> None:
     """Write one image atomically (a crash never leaves a truncated file under ``path``)."""
-    dataset = build_dataset(pixels, exam, info)
-    write_atomic(path, lambda handle: dataset.save_as(handle, enforce_file_format=True))
+    write_dataset(path, build_dataset(pixels, exam, info))

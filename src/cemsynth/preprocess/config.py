@@ -12,7 +12,8 @@ Intensity windows are in stored units (14-bit DICOM values for the paper's data)
 (LE) [1800, 2900], recombined (RC, iodine) [1700, 2400]; both are mapped linearly to [-1, 1].
 
 A YAML file holds any subset of the fields plus an optional ``preset`` name; the preset gives
-the starting values and the file's keys override them.
+the starting values and the file's keys override them (:class:`~cemsynth.config_files.ConfigFile`
+reads and writes it).
 """
 
 from __future__ import annotations
@@ -21,21 +22,23 @@ import hashlib
 import json
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cemsynth.config_files import read_yaml_mapping, write_yaml_mapping
+from cemsynth.config_files import ConfigFile
 from cemsynth.errors import ConfigError
+from cemsynth.vocabulary import LE_DISPLAY_WINDOW, RC_DISPLAY_WINDOW
 
 CONFIG_VERSION = 1
-"""Bump when the meaning of a field changes; ``from_dict`` refuses newer versions."""
+"""Bump when the meaning of a field changes; reading refuses newer versions."""
 
 BREAST_POLARITIES = ("bright", "dark")
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(ConfigFile):
     """How an LE/RC pair is turned into arrays on the cached (training) grid.
 
     Attributes:
@@ -61,11 +64,14 @@ class PreprocessConfig:
         min_breast_fraction: A mask covering less of the image than this is "no breast found".
     """
 
+    KIND = "preprocessing"
+    VERSION = CONFIG_VERSION
+
     preset: str = "paper"
     downsample_factor: float | None = 4.0
     target_spacing_mm: float | None = None
-    le_window: tuple[float, float] = (1800.0, 2900.0)
-    rc_window: tuple[float, float] = (1700.0, 2400.0)
+    le_window: tuple[float, float] = LE_DISPLAY_WINDOW
+    rc_window: tuple[float, float] = RC_DISPLAY_WINDOW
     background_value: float = 0.0
     anti_alias: bool = False
     breast_polarity: str = "bright"
@@ -127,27 +133,20 @@ class PreprocessConfig:
             )
         object.__setattr__(self, "min_breast_fraction", fraction)
 
-    # --- serialisation -----------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-safe dict with a ``version`` key (for checkpoints and the cache)."""
-        data = asdict(self)
-        data["le_window"] = list(self.le_window)
-        data["rc_window"] = list(self.rc_window)
-        return {"version": CONFIG_VERSION, **data}
+    @classmethod
+    def presets(cls) -> Mapping[str, PreprocessConfig]:
+        return PRESETS
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        """Inverse of :meth:`to_dict`. Unknown keys or a newer version raise ConfigError."""
-        data = dict(data)
-        version = data.pop("version", CONFIG_VERSION)
-        if not isinstance(version, int) or version > CONFIG_VERSION:
-            raise ConfigError(
-                f"preprocess config version {version!r} is newer than this cemsynth supports "
-                f"({CONFIG_VERSION}); upgrade cemsynth"
-            )
-        _check_keys(data, source="preprocess config")
-        return cls(**data)
+    def _implied(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        # Setting one of the two grid fields (and not the other) clears the other, so a file
+        # can say just ``target_spacing_mm: 1.0``.
+        changes = dict(changes)
+        if "target_spacing_mm" in changes and "downsample_factor" not in changes:
+            changes["downsample_factor"] = None
+        if "downsample_factor" in changes and "target_spacing_mm" not in changes:
+            changes["target_spacing_mm"] = None
+        return changes
 
     def config_hash(self) -> str:
         """16 hex digits identifying the processing (the ``preset`` label is left out)."""
@@ -181,19 +180,6 @@ def _number(name: str, value: object, expected: str = "a number") -> float:
     return number
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in fields(PreprocessConfig)]
-
-
-def _check_keys(data: dict[str, Any], source: str) -> None:
-    valid = _field_names()
-    for key in data:
-        if key not in valid:
-            raise ConfigError(
-                f"{source}: unknown key {key!r}; valid keys: {', '.join(['version', *valid])}"
-            )
-
-
 # --- presets ---------------------------------------------------------------------------
 
 PRESETS: dict[str, PreprocessConfig] = {
@@ -219,55 +205,19 @@ PRESETS: dict[str, PreprocessConfig] = {
 
 def get_preset(name: str) -> PreprocessConfig:
     """The preset called ``name``; an unknown name raises ConfigError listing the valid ones."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown preprocessing preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}"
-        ) from None
-
-
-def config_from_overrides(
-    overrides: dict[str, Any], preset: str | None = None, source: str = "preprocess config"
-) -> PreprocessConfig:
-    """Start from a preset and apply ``overrides`` (field name -> value).
-
-    The preset is ``preset`` if given, else ``overrides["preset"]``, else "paper". Setting one
-    of ``downsample_factor`` / ``target_spacing_mm`` (and not the other) clears the other, so
-    a file can say just ``target_spacing_mm: 1.0``.
-    """
-    overrides = dict(overrides)
-    overrides.pop("version", None)
-    _check_keys(overrides, source=source)
-    file_preset = overrides.pop("preset", None)
-    name = preset if preset is not None else (file_preset or "paper")
-    if not isinstance(name, str):
-        raise ConfigError(f"{source}: preset must be a name, got {name!r}")
-    base = get_preset(name)
-    if "target_spacing_mm" in overrides and "downsample_factor" not in overrides:
-        overrides["downsample_factor"] = None
-    if "downsample_factor" in overrides and "target_spacing_mm" not in overrides:
-        overrides["target_spacing_mm"] = None
-    try:
-        return replace(base, **overrides)
-    except ConfigError as exc:  # name the file (or source) the bad value came from
-        raise ConfigError(f"{source}: {exc}") from None
-    except TypeError as exc:  # a wrong-typed value that dataclasses itself rejects
-        raise ConfigError(f"{source}: {exc}") from None
+    return PreprocessConfig.get_preset(name)
 
 
 def load_preprocess_config(path: Path | None, preset: str | None = None) -> PreprocessConfig:
     """Read a YAML config (or just the preset when ``path`` is None).
 
-    A ``preset`` argument (the command-line ``--preset``) wins over the file's ``preset`` key.
-    Raises ConfigError for an unreadable file, non-mapping content or unknown keys.
+    A ``preset`` argument (the command-line ``--preset``) wins over the file's ``preset`` key,
+    which wins over the default, "paper". Raises ConfigError naming the file for an unreadable
+    file, non-mapping content, a newer version, unknown keys or invalid values.
     """
-    if path is None:
-        return get_preset(preset or "paper")
-    data = read_yaml_mapping(Path(path), "preprocessing config")
-    return config_from_overrides(data, preset=preset, source=str(path))
+    return PreprocessConfig.load(path, preset=preset)
 
 
 def save_preprocess_config(config: PreprocessConfig, path: Path) -> None:
     """Write ``config`` as YAML (atomically); ``load_preprocess_config`` reads it back."""
-    write_yaml_mapping(path, config.to_dict())
+    config.save(path)

@@ -175,6 +175,27 @@ def _source(image: Image, label: str) -> Path | str:
     return image.meta.source if image.meta.source is not None else f"<{label} image>"
 
 
+def le_breast_mask(
+    le: FloatArray, source: Path | str, config: PreprocessConfig
+) -> tuple[BoolArray, MaskRecord]:
+    """The breast mask of an LE image exactly as preprocessing finds it (Otsu with the
+    config's polarity, bins, subsampling, hole filling, minimum share and domain).
+
+    ``le`` is float32 ``(rows, cols)`` in stored units; returns the bool mask on its grid and
+    its record. Raises InputFileError naming ``source`` when no breast is found.
+    """
+    return breast_mask(
+        le,
+        source=source,
+        polarity=config.breast_polarity,
+        nbins=config.otsu_nbins,
+        subsample=config.otsu_subsample,
+        fill_holes=config.fill_holes,
+        min_fraction=config.min_breast_fraction,
+        log_domain=config.otsu_log,
+    )
+
+
 def forward(le: Image, rc: Image | None, config: PreprocessConfig) -> PreprocessedPair:
     """Preprocess an LE image (and its RC image, for training) onto the cached grid.
 
@@ -195,16 +216,7 @@ def forward(le: Image, rc: Image | None, config: PreprocessConfig) -> Preprocess
             f"RC image is {rc.shape[0]} x {rc.shape[1]} pixels but its LE image "
             f"({_source(le, 'LE')}) is {le.shape[0]} x {le.shape[1]}; they must match",
         )
-    full_mask, mask_record = breast_mask(
-        le.array,
-        source=_source(le, "LE"),
-        polarity=config.breast_polarity,
-        nbins=config.otsu_nbins,
-        subsample=config.otsu_subsample,
-        fill_holes=config.fill_holes,
-        min_fraction=config.min_breast_fraction,
-        log_domain=config.otsu_log,
-    )
+    full_mask, mask_record = le_breast_mask(le.array, _source(le, "LE"), config)
     mask_crop, crop_record = crop(full_mask, mask_record.bbox)
     del full_mask
     le_crop, _ = crop(le.array, mask_record.bbox)

@@ -7,7 +7,6 @@ place at the end, so an error or an interrupt leaves either no study or a comple
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import shutil
@@ -19,7 +18,8 @@ from pathlib import Path
 
 from cemsynth import __version__
 from cemsynth.errors import CemsynthError, InputFileError
-from cemsynth.io.atomic import write_text_atomic
+from cemsynth.io.json_files import write_json
+from cemsynth.io.tables import write_csv
 from cemsynth.reader_study.auth import hash_credential, new_credential, new_secret
 from cemsynth.reader_study.defaults import ADMIN_USER, USER_ID_PATTERN
 from cemsynth.reader_study.deid import (
@@ -41,7 +41,8 @@ from cemsynth.reader_study.study import (
     make_private,
     plan_path,
 )
-from cemsynth.reader_study.tables import VIEWS, ImageType, write_csv
+from cemsynth.reader_study.tables import ImageType
+from cemsynth.vocabulary import STANDARD_VIEWS
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _write_images(root: Path, breasts: Sequence[Breast], design: Design, seed: i
     folder = images_dir(root)
     count = 0
     for breast in breasts:
-        for number, view in enumerate(VIEWS, start=1):
+        for number, view in enumerate(STANDARD_VIEWS, start=1):
             clinical = read_source(breast.clinical[view], breast.laterality, view)
             synthetic = read_source(breast.synthetic[view], breast.laterality, view)
             if synthetic.pixels.shape != clinical.pixels.shape:
@@ -193,7 +194,7 @@ def _write_key(
     for case in design.cases:
         breast = by_breast[(case.patient_id, case.laterality)]
         sources = breast.clinical if case.image_type == "clinical" else breast.synthetic
-        for view in VIEWS:
+        for view in STANDARD_VIEWS:
             key_rows.append(
                 [
                     case.code,
@@ -237,9 +238,8 @@ def _write_key(
     for name, (role, credential) in users.items():
         record = hash_credential(credential, "admin" if role == "admin" else "reader")
         hashed[name] = {"role": record.role, "salt": record.salt, "hash": record.hash}
-    write_text_atomic(
-        folder / "auth.json",
-        json.dumps({"secret": new_secret(), "users": hashed}, indent=2, sort_keys=True) + "\n",
+    write_json(
+        folder / "auth.json", {"secret": new_secret(), "users": hashed}, indent=2, sort_keys=True
     )
     build_record = {
         "cemsynth_version": __version__,
@@ -249,9 +249,7 @@ def _write_key(
         "n_breasts": len(breasts),
         "clinical_first": {plan.reader: list(plan.clinical_first) for plan in design.plans},
     }
-    write_text_atomic(
-        folder / "build.json", json.dumps(build_record, indent=2, sort_keys=True) + "\n"
-    )
+    write_json(folder / "build.json", build_record, indent=2, sort_keys=True)
     for path in folder.iterdir():
         make_private(path)
     return credentials_path
@@ -287,4 +285,4 @@ def _write_plan(
             for plan in design.plans
         },
     }
-    write_text_atomic(plan_path(root), json.dumps(plan, indent=2, sort_keys=True) + "\n")
+    write_json(plan_path(root), plan, indent=2, sort_keys=True)

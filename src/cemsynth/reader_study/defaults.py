@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from typing import Final
 
+# Bootstrap resamples and seed, confidence level and false discovery rate: the evaluation's.
+from cemsynth.evaluation.config import BOOTSTRAP_SAMPLES as BOOTSTRAP_SAMPLES
+from cemsynth.evaluation.config import BOOTSTRAP_SEED as BOOTSTRAP_SEED
+from cemsynth.evaluation.config import CONFIDENCE_LEVEL as CONFIDENCE_LEVEL
+from cemsynth.evaluation.config import FDR_ALPHA as FDR_ALPHA
+
 #: Minimum days between a reader's last answer in session 1 and the opening of session 2.
 WASHOUT_DAYS: Final = 14
 
@@ -17,21 +23,9 @@ TOKEN_TTL_HOURS: Final = 8.0
 HOST: Final = "127.0.0.1"
 PORT: Final = 8000
 
-#: Bootstrap resamples and seed for the quadratic-weighted kappa confidence interval.
-BOOTSTRAP_SAMPLES: Final = 1000
-BOOTSTRAP_SEED: Final = 0
-
-#: Two-sided confidence level of every interval in the statistics (fraction).
-CONFIDENCE_LEVEL: Final = 0.95
-
-#: False discovery rate for the Benjamini-Hochberg correction (fraction).
-FDR_ALPHA: Final = 0.05
 
 #: How the breast-level BPE grades of one patient become the patient-level grade.
 BPE_UNIT: Final = "patient"
-
-#: BI-RADS background parenchymal enhancement categories, in ordinal order.
-BPE_GRADES: Final = ("a", "b", "c", "d")
 
 #: Reader confidence scale (inclusive integer bounds).
 CONFIDENCE_MIN: Final = 1
@@ -48,6 +42,3 @@ ADMIN_USER: Final = "admin"
 SCRYPT_N: Final = 2**14
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
-
-#: Name of the optional file in the synthetic folder that maps images to breasts and views.
-SYNTHETIC_MANIFEST: Final = "synthetic_manifest.csv"

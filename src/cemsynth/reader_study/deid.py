@@ -21,18 +21,23 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from cemsynth.errors import InputFileError
 from cemsynth.io.atomic import write_atomic
+from cemsynth.io.dicom_build import (
+    code_item,
+    new_mg_dataset,
+    set_mono16_pixels,
+    set_patient_study,
+    write_dataset,
+)
 
 U16Array = npt.NDArray[np.uint16]
 
-#: SOP class of the copies: Digital Mammography X-Ray Image Storage - For Presentation.
-MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 DEID_METHOD = "cemsynth reader-study: attribute allow-list, new UIDs, no dates"  # LO: <= 64
 
 
@@ -111,61 +116,36 @@ def deidentified_dataset(
     spacing_mm: tuple[float, float] | None,
 ) -> Dataset:
     """A new MG dataset for one view of one case, holding only allow-listed attributes."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(MG_FOR_PRESENTATION)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MG_FOR_PRESENTATION
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = study_uid
+    ds = new_mg_dataset(sop_uid)
+    # no dates, no accession, no sex: the case code is the only identifier
+    set_patient_study(
+        ds,
+        study_uid=study_uid,
+        patient_id=case_code,
+        patient_name=f"CASE^{case_code}",
+        study_id=case_code,
+    )
     ds.SeriesInstanceUID = series_uid
-    ds.Modality = "MG"
-    ds.PatientName = f"CASE^{case_code}"
-    ds.PatientID = case_code
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.StudyDate = ""
-    ds.StudyTime = ""
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = case_code
     ds.SeriesNumber = 1
     ds.InstanceNumber = instance_number
     ds.ImageType = ["DERIVED", "PRIMARY"]
-    ds.PresentationIntentType = "FOR PRESENTATION"
     ds.ImageLaterality = laterality
     ds.ViewPosition = view
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = DEID_METHOD
-    code = Dataset()
-    code.CodeValue = "113100"
-    code.CodingSchemeDesignator = "DCM"
-    code.CodeMeaning = "Basic Application Confidentiality Profile"
-    ds.DeidentificationMethodCodeSequence = Sequence([code])
-    ds.BurnedInAnnotation = "NO"
+    ds.DeidentificationMethodCodeSequence = Sequence(
+        [code_item("113100", "DCM", "Basic Application Confidentiality Profile")]
+    )
     ds.RecognizableVisualFeatures = "NO"
     if spacing_mm is not None:
         ds.ImagerPixelSpacing = [f"{spacing_mm[0]:.6g}", f"{spacing_mm[1]:.6g}"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = (int(n) for n in pixels.shape)
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+    set_mono16_pixels(ds, pixels, 16)
     return ds
 
 
 def write_dicom(path: Path, ds: Dataset) -> None:
     """Write ``ds`` atomically as a DICOM Part 10 file."""
-
-    def writer(handle: IO[bytes]) -> None:
-        ds.save_as(handle, enforce_file_format=True)
-
-    write_atomic(path, writer)
+    write_dataset(path, ds)
 
 
 def viewer_pixels(pixels: U16Array) -> U16Array:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cemsynth.reader_study.tables import IMAGE_TYPES, VIEWS, ImageType
+from cemsynth.reader_study.tables import IMAGE_TYPES, ImageType
+from cemsynth.vocabulary import STANDARD_VIEWS
 
 #: Code alphabet without look-alike characters (0/O, 1/I/L).
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -87,7 +88,7 @@ def design_study(breasts: Sequence[tuple[str, str]], readers: Sequence[str], see
                 patient_id=patient,
                 laterality=laterality,
                 image_type=image_type,
-                image_codes={view: new_code() for view in VIEWS},
+                image_codes={view: new_code() for view in STANDARD_VIEWS},
             )
             cases.append(case)
             by_patient.setdefault(patient, {"clinical": [], "synthetic": []})[image_type].append(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from cemsynth.io.tables import csv_text
 from cemsynth.reader_study.store import Answer
 from cemsynth.reader_study.study import KeyEntry
-from cemsynth.reader_study.tables import csv_text
 
 SCORES_HEADER = (
     "reader",

@@ -20,21 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cemsynth.errors import InputFileError
+from cemsynth.inference.outputs import SYNTHETIC_MANIFEST, read_synthetic_manifest
 from cemsynth.io.manifest import csv_header, read_manifest
-from cemsynth.reader_study.defaults import SYNTHETIC_MANIFEST
-from cemsynth.reader_study.tables import (
-    VIEWS,
-    parse_laterality,
-    parse_nonempty,
-    parse_view,
-    read_rows,
-)
+from cemsynth.vocabulary import STANDARD_VIEWS, ViewKey
 
 #: Manifest columns the study needs besides the manifest's own required ones.
 TRUTH_COLUMNS = ("lesion_present", "bpe_grade")
-SYNTHETIC_COLUMNS = ("patient_id", "laterality", "view", "path")
-
-ViewKey = tuple[str, str, str]  # (patient_id, laterality, view)
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ def load_breasts(manifest: Path, clinical_dir: Path, synthetic_dir: Path) -> lis
     studies: dict[tuple[str, str], str] = {}
     for record in records:
         name = f"{record.patient_id} {record.laterality} {record.view}"
-        if record.view not in VIEWS:
+        if record.view not in STANDARD_VIEWS:
             raise InputFileError(
                 manifest, f"{name}: view {record.view!r} is not CC or MLO (the views read)"
             )
@@ -106,7 +97,7 @@ def load_breasts(manifest: Path, clinical_dir: Path, synthetic_dir: Path) -> lis
     breasts: list[Breast] = []
     for key in sorted(views):
         patient, laterality = key
-        missing = [view for view in VIEWS if view not in views[key]]
+        missing = [view for view in STANDARD_VIEWS if view not in views[key]]
         if missing:
             raise InputFileError(
                 manifest, f"{patient} {laterality} has no {' or '.join(missing)} view"
@@ -124,8 +115,10 @@ def load_breasts(manifest: Path, clinical_dir: Path, synthetic_dir: Path) -> lis
                 study_uid=studies[key],
                 lesion=max(lesions[key]),
                 bpe=next(iter(grades[key])),
-                clinical={view: clinical_dir / views[key][view] for view in VIEWS},
-                synthetic={view: synthetic_paths[(patient, laterality, view)] for view in VIEWS},
+                clinical={view: clinical_dir / views[key][view] for view in STANDARD_VIEWS},
+                synthetic={
+                    view: synthetic_paths[(patient, laterality, view)] for view in STANDARD_VIEWS
+                },
             )
         )
     return breasts
@@ -143,20 +136,11 @@ def _synthetic_paths(
     """Map every manifest view to its synthetic DICOM (see the module docstring)."""
     table = synthetic_dir / SYNTHETIC_MANIFEST
     found: dict[ViewKey, Path] = {}
-    if table.is_file():
-        for row in read_rows(table, SYNTHETIC_COLUMNS):
-            key = (
-                parse_nonempty(table, row, "patient_id"),
-                parse_laterality(table, row),
-                parse_view(table, row),
-            )
-            if key in found:
-                raise InputFileError(table, f"line {row.line}: {' '.join(key)} listed twice")
-            found[key] = _existing(
-                synthetic_dir / parse_nonempty(table, row, "path"),
-                table,
-                f"line {row.line}",
-                "synthetic",
+    rows = read_synthetic_manifest(synthetic_dir)
+    if rows is not None:
+        for row in rows:
+            found[row.key] = _existing(
+                synthetic_dir / row.path, table, " ".join(row.key), "synthetic"
             )
         for (patient, laterality), by_view in views.items():
             for view in by_view:

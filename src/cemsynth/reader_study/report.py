@@ -6,15 +6,15 @@ The page has no external resources: its figures are inline SVG drawn here, its s
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from cemsynth.io.atomic import write_text_atomic
-from cemsynth.reader_study.defaults import BPE_GRADES
-from cemsynth.reader_study.stats import json_ready
-from cemsynth.reader_study.tables import IMAGE_TYPES, csv_text
+from cemsynth.io.json_files import json_text
+from cemsynth.io.tables import csv_text
+from cemsynth.reader_study.tables import IMAGE_TYPES
+from cemsynth.vocabulary import BPE_GRADES
 
 COLOURS = {"clinical": "#1f77b4", "synthetic": "#d95f02"}
 _LESION_METRICS = ("sensitivity", "specificity", "accuracy")
@@ -23,9 +23,8 @@ _LESION_METRICS = ("sensitivity", "specificity", "accuracy")
 def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
     """Write every output into ``out`` (created if missing); returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    ready = json_ready(summary)
     files = {
-        "summary.json": json.dumps(ready, indent=2, sort_keys=True, allow_nan=False) + "\n",
+        "summary.json": json_text(summary, indent=2, sort_keys=True),
         "lesion.csv": _lesion_table(summary),
         "bpe.csv": _bpe_table(summary),
         "bpe_confusion.csv": _confusion_table(summary),

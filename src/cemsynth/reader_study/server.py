@@ -53,6 +53,7 @@ from cemsynth.reader_study.study import (
     load_key,
     load_plan,
 )
+from cemsynth.vocabulary import BpeGrade, View
 
 STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_COOKIE = "rs_token"
@@ -175,7 +176,7 @@ class Mark(BaseModel):
     """A lesion location: view and position in image pixels (column x, row y)."""
 
     model_config = ConfigDict(extra="forbid")
-    view: Literal["CC", "MLO"]
+    view: View
     x: float = Field(ge=0)
     y: float = Field(ge=0)
 
@@ -184,7 +185,7 @@ class AnswerIn(BaseModel):
     """A reader's answer for one case."""
 
     model_config = ConfigDict(extra="forbid")
-    bpe: Literal["a", "b", "c", "d"]
+    bpe: BpeGrade
     lesion: Literal[0, 1]
     confidence: int = Field(ge=CONFIDENCE_MIN, le=CONFIDENCE_MAX)
     artifacts: Artifacts = Field(default_factory=Artifacts)

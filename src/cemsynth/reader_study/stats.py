@@ -36,24 +36,22 @@ import numpy as np
 import numpy.typing as npt
 
 from cemsynth.errors import CemsynthError, InputFileError
-from cemsynth.reader_study.defaults import (
-    BOOTSTRAP_SAMPLES,
-    BOOTSTRAP_SEED,
-    BPE_GRADES,
-    BPE_UNIT,
-    CONFIDENCE_LEVEL,
-    FDR_ALPHA,
-)
-from cemsynth.reader_study.tables import (
-    IMAGE_TYPES,
-    ImageType,
+from cemsynth.io.tables import (
     parse_binary,
     parse_bpe,
-    parse_image_type,
     parse_laterality,
     parse_nonempty,
     read_rows,
 )
+from cemsynth.reader_study.defaults import (
+    BOOTSTRAP_SAMPLES,
+    BOOTSTRAP_SEED,
+    BPE_UNIT,
+    CONFIDENCE_LEVEL,
+    FDR_ALPHA,
+)
+from cemsynth.reader_study.tables import IMAGE_TYPES, ImageType, parse_image_type
+from cemsynth.vocabulary import BPE_GRADES
 
 SCORE_COLUMNS = ("reader", "patient_id", "laterality", "image_type", "bpe", "lesion")
 TRUTH_COLUMNS = ("patient_id", "laterality", "bpe", "lesion")
@@ -492,16 +490,3 @@ def _tests(
             row["p_bh"] = p_bh
             row["significant"] = p_bh < alpha
     return {"pooled": pooled, "per_reader": per_reader}
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with tuples as lists and NaN as None (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    return value

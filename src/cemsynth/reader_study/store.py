@@ -17,6 +17,7 @@ from typing import Any
 
 from cemsynth.errors import CemsynthError
 from cemsynth.reader_study.study import make_private
+from cemsynth.vocabulary import BPE_GRADES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS answers (
     case_code TEXT NOT NULL,
     session INTEGER NOT NULL CHECK (session IN (1, 2)),
     position INTEGER NOT NULL,
-    bpe TEXT NOT NULL CHECK (bpe IN ('a', 'b', 'c', 'd')),
+    bpe TEXT NOT NULL CHECK (bpe IN ({BPE_SQL})),
     lesion INTEGER NOT NULL CHECK (lesion IN (0, 1)),
     confidence INTEGER NOT NULL,
     artifact_halo INTEGER NOT NULL CHECK (artifact_halo IN (0, 1)),
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS drafts (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (reader, case_code)
 );
-"""
+""".replace("{BPE_SQL}", ", ".join(f"'{grade}'" for grade in BPE_GRADES))
 
 
 class DuplicateAnswer(Exception):

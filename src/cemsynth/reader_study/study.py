@@ -26,13 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from cemsynth.errors import CemsynthError, InputFileError
+from cemsynth.io.tables import parse_laterality, parse_nonempty, read_rows
 from cemsynth.reader_study.auth import Role, UserRecord
-from cemsynth.reader_study.tables import (
-    parse_image_type,
-    parse_laterality,
-    parse_nonempty,
-    read_rows,
-)
+from cemsynth.reader_study.tables import parse_image_type
 
 STUDY_FORMAT = "cemsynth-reader-study/1"
 PRIVATE_DIR_MODE = 0o700

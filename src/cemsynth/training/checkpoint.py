@@ -1,21 +1,10 @@
-"""Self-describing checkpoints: weights, optimiser and RNG states, and the configs behind them.
+"""Writing checkpoints: build the dict, save it atomically, capture and restore RNG states.
 
-A checkpoint is one ``torch.save`` file (a dict of tensors and plain Python values, so it loads
-with ``torch.load(weights_only=True)``: no pickled classes, no code runs on load). It holds
-the architecture and the preprocessing it was trained with, so a later ``predict`` needs no
-architecture flags (:func:`load_generator`), and every random state, so ``--resume`` continues
-bit for bit. Keys (format version 1; ``docs/training.md`` describes each):
-
-``format``, ``format_version``, ``step``, ``world_size``, ``networks`` (``g_le_to_rc``,
-``g_rc_to_le``, ``d_le``, ``d_rc`` state dicts), ``optimizers`` (``generators``,
-``discriminators``), ``rng`` (one dict per rank: ``python``, ``numpy``, ``torch``,
-``torch_cuda``, ``sampler``), ``model_config``, ``train_config``, ``preprocess_config``,
-``preprocess_config_hash``, ``cache``, ``metrics``, ``replica_sha256``, ``versions``,
-``created_utc``; and, only when the run keeps a weight average (``ema_decay`` > 0), ``ema``
-(``g_le_to_rc``: the averaged state dict), which :func:`load_generator` prefers.
-
-Files are written atomically (temporary file, then rename), so a crash while saving leaves the
-previous ``last.pt`` intact.
+The format (its keys, version and file names) and the one reader live in
+:mod:`cemsynth.checkpoint`, which training, inference and export share; this module is the
+writing side. Files are written atomically (temporary file, then rename), so a crash while
+saving leaves the previous ``last.pt`` intact; :func:`remove_stale_temporaries` clears the
+temporaries a kill leaves behind.
 """
 
 from __future__ import annotations
@@ -24,27 +13,17 @@ import contextlib
 import platform
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from cemsynth.errors import CemsynthError, ConfigError, InputFileError
+from cemsynth.checkpoint import BEST_NAME, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, LAST_NAME
 from cemsynth.models.config import ModelConfig
 from cemsynth.models.cyclegan import NETWORK_NAMES, CycleGAN
-from cemsynth.models.generator import build_generator
 from cemsynth.preprocess.config import PreprocessConfig
-
-CHECKPOINT_FORMAT = "cemsynth-checkpoint"
-CHECKPOINT_VERSION = 1
-"""Bump when keys change meaning; keep a loader (and a test) for every older version."""
-LAST_NAME = "last.pt"
-BEST_NAME = "best.pt"
-
 
 # --- random states ----------------------------------------------------------------------
 
@@ -188,152 +167,3 @@ def weights_fingerprint(nets: torch.nn.Module) -> str:
         digest.update(name.encode("utf-8"))
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
-
-
-# --- reading -----------------------------------------------------------------------------
-
-
-def resolve_checkpoint(path_or_run_dir: Path | str) -> Path:
-    """A checkpoint file, or the best (else last) checkpoint of a run folder."""
-    path = Path(path_or_run_dir)
-    if path.is_dir():
-        for name in (BEST_NAME, LAST_NAME):
-            if (path / name).is_file():
-                return path / name
-        raise InputFileError(
-            path, f"no {BEST_NAME} or {LAST_NAME} here; is it a cemsynth train --out folder?"
-        )
-    if not path.exists():
-        raise InputFileError(path, "checkpoint not found")
-    return path
-
-
-def read_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and check a checkpoint file; returns the dict in the current format.
-
-    Raises InputFileError (one line, says what to do) for a file that is not a cemsynth
-    checkpoint, is damaged, or comes from a newer cemsynth.
-    """
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise InputFileError(path, "checkpoint not found") from None
-    except Exception as exc:  # torch raises many types (pickle, zip, unsafe global) here
-        text = " ".join(str(exc).split())[:200]
-        raise InputFileError(
-            path, f"not a readable cemsynth checkpoint ({type(exc).__name__}: {text})"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(
-            path,
-            "not a cemsynth checkpoint (no 'format: cemsynth-checkpoint' key); "
-            "weights-only files from other code cannot be loaded",
-        )
-    version = data.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise InputFileError(path, f"checkpoint format version {version!r} is not valid")
-    if version > CHECKPOINT_VERSION:
-        raise InputFileError(
-            path,
-            f"checkpoint format version {version} was written by a newer cemsynth "
-            f"(this one reads up to {CHECKPOINT_VERSION}); upgrade cemsynth",
-        )
-    return _upgrade(data, version)
-
-
-def _upgrade(data: dict[str, Any], version: int) -> dict[str, Any]:
-    """Bring an older checkpoint dict to the current format (version 1 is current)."""
-    return data
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What a checkpoint says about itself (without building networks)."""
-
-    path: Path
-    step: int
-    model_config: ModelConfig
-    preprocess_config: PreprocessConfig
-    preprocess_config_hash: str
-    train_config: dict[str, Any]
-    versions: dict[str, str]
-
-
-def checkpoint_info(data: dict[str, Any], path: Path) -> CheckpointInfo:
-    """The configs of a checkpoint dict from :func:`read_checkpoint`."""
-    try:
-        model = ModelConfig.from_dict(data["model_config"], source=f"{path}: model_config")
-        preprocess = PreprocessConfig.from_dict(data["preprocess_config"])
-        return CheckpointInfo(
-            path=path,
-            step=int(data["step"]),
-            model_config=model,
-            preprocess_config=preprocess,
-            preprocess_config_hash=str(
-                data.get("preprocess_config_hash", preprocess.config_hash())
-            ),
-            train_config=dict(data.get("train_config") or {}),
-            versions=dict(data.get("versions") or {}),
-        )
-    except KeyError as exc:
-        raise InputFileError(path, f"checkpoint lacks the key {exc}; the file is damaged") from None
-    except ConfigError as exc:
-        raise InputFileError(path, f"checkpoint config cannot be used: {exc}") from None
-
-
-def load_state(module: torch.nn.Module, state: Mapping[str, Any], name: str, path: Path) -> None:
-    """``module.load_state_dict(state)`` with a one-line error for an architecture mismatch."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CemsynthError(
-            f"{path}: the {name} weights do not fit the architecture this checkpoint "
-            f"describes ({first.strip()}); the file is damaged or was edited"
-        ) from None
-
-
-def generator_state(data: dict[str, Any], direction: str, path: Path) -> Mapping[str, Any]:
-    """The state dict of generator ``direction`` in a read checkpoint: its weight average
-    (``ema``) when there is one, else the trained weights. InputFileError if it has neither."""
-    try:
-        averaged = data.get("ema") or {}
-        state: Mapping[str, Any] = (
-            averaged[direction] if direction in averaged else data["networks"][direction]
-        )
-    except (KeyError, TypeError, AttributeError):
-        raise InputFileError(path, f"checkpoint has no {direction} weights") from None
-    return state
-
-
-def load_generator(
-    path_or_run_dir: Path | str,
-    device: str | torch.device = "cpu",
-    direction: str = "g_le_to_rc",
-) -> tuple[nn.Module, ModelConfig, PreprocessConfig]:
-    """The trained LE -> RC generator, ready for inference, with the configs it needs.
-
-    Args:
-        path_or_run_dir: a checkpoint file or a ``cemsynth train --out`` folder (its
-            ``best.pt``, else ``last.pt``).
-        device: where to put the network.
-        direction: ``"g_le_to_rc"`` (default) or ``"g_rc_to_le"``. For ``g_le_to_rc`` the
-            weight average (``ema``) is used when the checkpoint has one: it is what
-            validation scored and ``best.pt`` was chosen by.
-
-    Returns:
-        The generator in eval mode (float32; input/output ``(N, 1, H, W)`` in [-1, 1]), its
-        architecture, and the preprocessing config the training cache was made with (apply
-        the same to new LE images, and its inverse to the outputs).
-    """
-    if direction not in ("g_le_to_rc", "g_rc_to_le"):
-        raise ValueError(f"direction must be g_le_to_rc or g_rc_to_le, got {direction!r}")
-    path = resolve_checkpoint(path_or_run_dir)
-    data = read_checkpoint(path)
-    info = checkpoint_info(data, path)
-    state = generator_state(data, direction, path)
-    generator = build_generator(info.model_config)
-    load_state(generator, state, direction, path)
-    generator.to(device).eval()
-    return generator, info.model_config, info.preprocess_config

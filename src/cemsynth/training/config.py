@@ -20,23 +20,26 @@ Adam's betas; 0.5 / 0.999 are the CycleGAN and DCGAN values.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cemsynth.config_files import read_yaml_mapping, write_yaml_mapping
-from cemsynth.data.patches import ENHANCEMENT_BOOST, SAMPLING_MODES
+from cemsynth.config_files import ConfigFile
+from cemsynth.data.patches import ENHANCEMENT_BOOST, PADDING_MODES, SAMPLING_MODES
+from cemsynth.devices import DEVICES
 from cemsynth.errors import ConfigError
-from cemsynth.losses import LossWeights
 from cemsynth.models.config import MODEL_PRESETS, ModelConfig
+from cemsynth.vocabulary import PATCH_SIZE
+
+if TYPE_CHECKING:
+    from cemsynth.losses import LossWeights
 
 TRAIN_CONFIG_VERSION = 1
-"""Bump when the meaning of a field changes; ``from_dict`` refuses newer versions."""
+"""Bump when the meaning of a field changes; reading refuses newer versions."""
 
-DEVICES = ("auto", "cpu", "cuda")
 SAMPLINGS = SAMPLING_MODES
 PRECISIONS = ("auto", "fp32", "bf16")
-PADDINGS = ("reflect", "constant", "shift")
 
 RUNTIME_FIELDS = frozenset(
     {
@@ -56,7 +59,7 @@ RUNTIME_FIELDS = frozenset(
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigFile):
     """Everything ``cemsynth train`` needs besides the cache and the output folder.
 
     Attributes:
@@ -121,12 +124,15 @@ class TrainConfig:
         tensorboard: Also write TensorBoard event files (when ``tensorboard`` is installed).
     """
 
+    KIND = "training"
+    VERSION = TRAIN_CONFIG_VERSION
+
     preset: str = "paper"
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     # data
     batch_size: int = 20
-    patch_size: int = 128
+    patch_size: int = PATCH_SIZE
     padding: str = "reflect"
     flip_lr: bool = True
     flip_ud: bool = True
@@ -210,7 +216,7 @@ class TrainConfig:
             object.__setattr__(self, name, value)
         for name, choices in (
             ("sampling", SAMPLINGS),
-            ("padding", PADDINGS),
+            ("padding", PADDING_MODES),
             ("device", DEVICES),
             ("precision", PRECISIONS),
         ):
@@ -235,6 +241,8 @@ class TrainConfig:
             )
 
     def loss_weights(self) -> LossWeights:
+        from cemsynth.losses import LossWeights  # imports torch; configs must not (--help)
+
         return LossWeights(
             adversarial=self.loss_adversarial,
             cycle=self.loss_cycle,
@@ -246,28 +254,9 @@ class TrainConfig:
             enhancement_z=self.enhancement_z,
         )
 
-    # --- serialisation ------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-safe dict with a ``version`` key (stored in every checkpoint)."""
-        data = asdict(self)
-        data["model"] = self.model.to_dict()
-        return {"version": TRAIN_CONFIG_VERSION, **data}
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys or a newer version raise ConfigError."""
-        data = dict(data)
-        version = data.pop("version", TRAIN_CONFIG_VERSION)
-        if not isinstance(version, int) or version > TRAIN_CONFIG_VERSION:
-            raise ConfigError(
-                f"{source}: training config version {version!r} is newer than this cemsynth "
-                f"supports ({TRAIN_CONFIG_VERSION}); upgrade cemsynth"
-            )
-        _check_keys(data, source)
-        if isinstance(data.get("model"), dict):
-            data["model"] = ModelConfig.from_dict(data["model"], source=f"{source}: model")
-        return cls(**data)
+    def presets(cls) -> Mapping[str, TrainConfig]:
+        return TRAIN_PRESETS
 
     def differences(self, other: TrainConfig, ignore: frozenset[str] = frozenset()) -> list[str]:
         """``"name: mine vs other"`` per differing field (model fields as ``model.name``)."""
@@ -298,19 +287,6 @@ def _check_float(name: str, value: object, minimum: float | None) -> float:
     if minimum is not None and number < minimum:
         raise ConfigError(f"{name} must be a finite number >= {minimum}, got {value!r}")
     return number
-
-
-def _field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
-
-
-def _check_keys(data: dict[str, Any], source: str) -> None:
-    valid = _field_names()
-    for key in data:
-        if key not in valid:
-            raise ConfigError(
-                f"{source}: unknown key {key!r}; valid keys: {', '.join(['version', *valid])}"
-            )
 
 
 # --- presets ---------------------------------------------------------------------------
@@ -361,58 +337,19 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 def get_train_preset(name: str) -> TrainConfig:
     """The preset called ``name``; an unknown name raises ConfigError listing the valid ones."""
-    try:
-        return TRAIN_PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown training preset {name!r}; valid presets: {', '.join(sorted(TRAIN_PRESETS))}"
-        ) from None
-
-
-def config_from_overrides(
-    overrides: dict[str, Any], preset: str | None = None, source: str = "training config"
-) -> TrainConfig:
-    """Start from a preset and apply ``overrides`` (field -> value; ``model`` may be partial).
-
-    The preset is ``preset`` if given, else ``overrides["preset"]``, else "paper".
-    """
-    overrides = dict(overrides)
-    version = overrides.pop("version", TRAIN_CONFIG_VERSION)
-    if not isinstance(version, int) or version > TRAIN_CONFIG_VERSION:
-        raise ConfigError(
-            f"{source}: training config version {version!r} is newer than this cemsynth "
-            f"supports ({TRAIN_CONFIG_VERSION}); upgrade cemsynth"
-        )
-    _check_keys(overrides, source)
-    file_preset = overrides.pop("preset", None)
-    name = preset if preset is not None else (file_preset or "paper")
-    if not isinstance(name, str):
-        raise ConfigError(f"{source}: preset must be a name, got {name!r}")
-    base = get_train_preset(name)
-    model_overrides = overrides.pop("model", None)
-    if model_overrides is not None:
-        if not isinstance(model_overrides, dict):
-            raise ConfigError(f"{source}: model must be a mapping, got {model_overrides!r}")
-        model_data = {**base.model.to_dict(), **model_overrides}
-        overrides["model"] = ModelConfig.from_dict(model_data, source=f"{source}: model")
-    try:
-        return replace(base, preset=name, **overrides)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    return TrainConfig.get_preset(name)
 
 
 def load_train_config(path: Path | None, preset: str | None = None) -> TrainConfig:
     """Read a YAML training config (or just the preset when ``path`` is None).
 
-    A ``preset`` argument (``--preset``) wins over the file's ``preset`` key. Raises
-    ConfigError for an unreadable file, non-mapping content or unknown keys.
+    A ``preset`` argument (``--preset``) wins over the file's ``preset`` key, which wins over
+    the default, "paper". Raises ConfigError naming the file for an unreadable file,
+    non-mapping content, a newer version, unknown keys or invalid values.
     """
-    if path is None:
-        return get_train_preset(preset or "paper")
-    data = read_yaml_mapping(Path(path), "training config")
-    return config_from_overrides(data, preset=preset, source=str(path))
+    return TrainConfig.load(path, preset=preset)
 
 
 def save_train_config(config: TrainConfig, path: Path) -> None:
     """Write ``config`` as YAML (atomically); :func:`load_train_config` reads it back."""
-    write_yaml_mapping(path, config.to_dict())
+    config.save(path)

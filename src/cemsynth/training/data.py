@@ -19,7 +19,7 @@ import torch
 
 from cemsynth.data.patches import PatchPair, PatchSampler, PatchSource
 from cemsynth.errors import CemsynthError, InputFileError
-from cemsynth.io.cache import INDEX_NAME, Cache, open_cache
+from cemsynth.preprocess.cache import INDEX_NAME, Cache, open_cache
 
 TRAIN_STREAM = 0
 VAL_STREAM = 1

@@ -50,16 +50,12 @@ def detect_distributed() -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def resolve_device(requested: str, info: DistInfo) -> torch.device:
-    """``auto``: CUDA if available, else CPU; under DDP on CUDA, ``cuda:LOCAL_RANK``."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda: no CUDA device is visible to torch "
-            f"(torch {torch.__version__}); use --device cpu or auto"
-        )
-    use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
-    if not use_cuda:
-        return torch.device("cpu")
+def rank_device(device: torch.device, info: DistInfo) -> torch.device:
+    """This process's device: ``device`` (from :func:`cemsynth.devices.resolve_device`) as is
+    on the CPU; on CUDA ``cuda:LOCAL_RANK`` under DDP, else ``cuda:0``, made torch's current
+    device. Raises ConfigError when LOCAL_RANK has no GPU."""
+    if device.type != "cuda":
+        return device
     index = info.local_rank if info.enabled else 0
     if index >= torch.cuda.device_count():
         raise ConfigError(

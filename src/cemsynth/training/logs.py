@@ -109,26 +109,11 @@ class ProgressBar:
         self._task: Any = None
         if not enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from cemsynth.progress import progress_bar
 
-        self._bar = Progress(
-            TextColumn("train"),
-            BarColumn(bar_width=20),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]}"),
-            TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
+        # kept on screen when done: its last frame shows the final losses and time
+        self._bar = progress_bar(
+            "train", console=console, transient=False, fields=("speed", "losses"), elapsed=True
         )
         self._bar.start()
         self._task = self._bar.add_task("train", total=total, completed=start, losses="", speed="")

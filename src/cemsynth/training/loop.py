@@ -34,18 +34,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from cemsynth.checkpoint import BEST_NAME, LAST_NAME, checkpoint_info, load_state, read_checkpoint
+from cemsynth.devices import resolve_device
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
 from cemsynth.io.messages import counted
 from cemsynth.losses import ssim_map
 from cemsynth.models.cyclegan import CycleGAN, build_cyclegan, count_parameters
 from cemsynth.training.checkpoint import (
-    BEST_NAME,
-    LAST_NAME,
     build_checkpoint,
     capture_rng,
-    checkpoint_info,
-    load_state,
-    read_checkpoint,
     remove_stale_temporaries,
     restore_rng,
     save_checkpoint,
@@ -64,7 +61,7 @@ from cemsynth.training.distributed import (
     destroy_process_group,
     detect_distributed,
     init_process_group,
-    resolve_device,
+    rank_device,
 )
 from cemsynth.training.logs import TENSORBOARD_MISSING, CsvLog, ProgressBar, TensorBoardLog
 from cemsynth.training.step import LOSS_NAMES, StepNetworks, TrainStep, make_optimizers
@@ -713,7 +710,7 @@ def run_training(
         CemsynthError and subclasses (one line each) for problems the user can fix.
     """
     info = detect_distributed()
-    device = resolve_device(config.device, info)
+    device = rank_device(resolve_device(config.device), info)
     created_group = info.enabled and not dist.is_initialized()
     init_process_group(info, device)
     try:

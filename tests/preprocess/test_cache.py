@@ -12,10 +12,10 @@ from PIL import Image as PILImage
 from cemsynth.batch import BatchReport
 from cemsynth.cli import main
 from cemsynth.errors import ConfigError
-from cemsynth.io.cache import CONFIG_NAME, INDEX_NAME, build_cache, open_cache
 from cemsynth.io.manifest import PairRecord, write_manifest
 from cemsynth.io.reader import read_image
 from cemsynth.preprocess import PreprocessConfig, forward, inverse, load_preprocess_config
+from cemsynth.preprocess.cache import CONFIG_NAME, INDEX_NAME, build_cache, open_cache
 from cemsynth.preprocess.synthetic import smooth_breast_pair
 
 SHAPE = (200, 160)
@@ -208,14 +208,12 @@ def test_cli_debug_shows_the_traceback_of_an_unexpected_error(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import cemsynth.cli as cli_module
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(cache_module, "process_pair", broken)
-    monkeypatch.setattr(cli_module, "_debug", False)  # restored after --debug sets it
     argv = ["preprocess", str(_write_manifest(tmp_path, cohort)), "--workers", "1", "--out"]
     with pytest.raises(SystemExit) as info:
         main([*argv, str(tmp_path / "a")])
@@ -226,6 +224,12 @@ def test_cli_debug_shows_the_traceback_of_an_unexpected_error(
     # --debug: the error propagates to the interpreter, which prints its traceback
     with pytest.raises(RuntimeError, match="boom"):
         main(["--debug", *argv, str(tmp_path / "b")])
+    capsys.readouterr()
+    # --debug held for that run only: the next run reports the error as one line again
+    with pytest.raises(SystemExit) as info:
+        main([*argv, str(tmp_path / "c")])
+    assert info.value.code == 1
+    assert "internal error (RuntimeError: boom)" in capsys.readouterr().err
 
 
 def test_cli_strict_stops_with_one_line(
@@ -286,7 +290,7 @@ def test_cli_unknown_preset_and_config_key(
     config.write_text("windw: 1\n")
     with pytest.raises(SystemExit):
         main(["preprocess", str(manifest), "--out", str(tmp_path / "c"), "--config", str(config)])
-    assert "unknown key 'windw'" in capsys.readouterr().err
+    assert "unknown preprocessing config key 'windw'" in capsys.readouterr().err
 
 
 def test_open_cache_errors(tmp_path: Path) -> None:
@@ -319,7 +323,7 @@ def test_cli_split_rewrites_splits(
 def test_unexpected_error_is_one_failure_unless_debug(
     cohort: list[PairRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
 
     real = cache_module.process_pair
 
@@ -421,7 +425,7 @@ def test_an_interrupted_rebuild_leaves_no_old_record(
 ) -> None:
     from dataclasses import replace
 
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
 
     root = tmp_path / "cache"
     first = build_cache(cohort, root, PreprocessConfig(), BatchReport(), workers=1)
@@ -451,7 +455,7 @@ def test_an_interrupted_rebuild_leaves_no_old_record(
 
 def test_truth_masks_use_the_readers_checks(tmp_path: Path) -> None:
     from cemsynth.errors import InputFileError
-    from cemsynth.io.cache import read_truth_mask
+    from cemsynth.preprocess.cache import read_truth_mask
 
     blank = _png(tmp_path / "blank.png", np.zeros((4, 5), dtype=np.uint8))
     assert not read_truth_mask(blank, (4, 5)).any()
@@ -508,7 +512,7 @@ def test_cli_unwritable_out_is_one_line_before_any_work(
     monkeypatch: pytest.MonkeyPatch,
     where: str,
 ) -> None:
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("preprocessing started before the output was checked")
@@ -530,7 +534,7 @@ def test_one_warning_when_cached_images_are_smaller_than_a_patch(
     cohort: list[PairRecord], tmp_path: Path
 ) -> None:
     from cemsynth.batch import BatchReport as Report
-    from cemsynth.io.cache import CacheEntry, _warn_small_entries
+    from cemsynth.preprocess.cache import CacheEntry, _warn_small_entries
 
     report = BatchReport()
     result = build_cache(cohort, tmp_path / "cache", PreprocessConfig(), report, workers=1)
@@ -548,7 +552,7 @@ def test_one_warning_when_cached_images_are_smaller_than_a_patch(
 def test_workers_zero_means_the_cpus_this_process_may_use(
     cohort: list[PairRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
 
     def no_pool(*args: object, **kwargs: object) -> None:
         raise AssertionError("a process pool was started for one allowed CPU")
@@ -574,7 +578,7 @@ def test_a_full_disk_stops_the_run_in_one_line_not_one_per_pair(
     """A full disk once printed an 'internal error ... please report it' line per pair."""
     import errno
 
-    import cemsynth.io.cache as cache_module
+    import cemsynth.preprocess.cache as cache_module
     from cemsynth.errors import CemsynthError
 
     written: list[str] = []

@@ -43,9 +43,11 @@ import numpy.typing as npt
 from cemsynth.batch import FAILURES_NAME, BatchReport, available_cpus
 from cemsynth.errors import CemsynthError, ConfigError, InputFileError
 from cemsynth.imaging import BoolArray, FloatArray
-from cemsynth.io.atomic import write_atomic, write_text_atomic
+from cemsynth.io.atomic import write_atomic
+from cemsynth.io.json_files import write_json
 from cemsynth.io.messages import internal_error, one_line
 from cemsynth.io.paths import ensure_writable_dir
+from cemsynth.vocabulary import PATCH_SIZE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -427,7 +429,7 @@ def process_pair(
         },
         "preprocess": result.record.to_dict(),
     }
-    write_text_atomic(folder / RECORD_NAME, json.dumps(document, indent=2) + "\n")
+    write_json(folder / RECORD_NAME, document)
     return entry, False
 
 
@@ -512,7 +514,7 @@ def build_cache(
         workers: processes; 1 runs in this process, 0 means one per CPU this process may use
             (:func:`cemsynth.batch.available_cpus`).
         manifest_path: recorded in the index.
-        progress_console: draw a rich progress bar there (None: no bar).
+        progress_console: draw a progress bar there if it is a terminal (None: no bar).
         raise_unexpected: let an unexpected exception (a bug) propagate with its
             traceback instead of recording it as a failure.
         on_done: called with the number of pairs finished so far (for callers' progress).
@@ -614,8 +616,6 @@ def build_cache(
 
 def _warn_small_entries(entries: Sequence[CacheEntry], root: Path, report: BatchReport) -> None:
     """One warning line if some cached images are smaller than a training patch."""
-    from cemsynth.data.patches import PATCH_SIZE
-
     small = [entry for entry in entries if min(entry.shape) < PATCH_SIZE]
     if not small:
         return
@@ -648,7 +648,7 @@ def _write_index(
         "entries": [entry.to_dict() for entry in entries],
         "failures": [{"path": str(f.path), "problem": f.problem} for f in report.failures],
     }
-    write_text_atomic(root / INDEX_NAME, json.dumps(index, indent=2) + "\n")
+    write_json(root / INDEX_NAME, index)
 
 
 class _progress:
@@ -663,23 +663,10 @@ class _progress:
     def __enter__(self) -> Callable[[int], None]:
         if self.console is None:
             return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from cemsynth.progress import progress_bar
 
-        self._bar = Progress(
-            TextColumn("preprocessing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
+        self._bar = progress_bar(
+            "preprocessing", console=self.console, transient=False, elapsed=True
         )
         self._bar.__enter__()
         self._task = self._bar.add_task("preprocess", total=self.total)
