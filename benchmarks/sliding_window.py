@@ -50,6 +50,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,15 @@ from cemsynth.preprocess.config import get_preset
 from cemsynth.preprocess.intensity import window
 from cemsynth.preprocess.mask import breast_mask
 from cemsynth.preprocess.resample import resample_bilinear, resample_nearest
+from cemsynth.vocabulary import PATCH_SIZE
 
 GRID_SHAPE = (712, 598)  # 2850 x 2394 at 0.1 mm -> 0.4 mm
 VIEWS = ("L_CC", "L_MLO", "R_CC", "R_MLO")
 RC_HALF_WIDTH = 350.0  # phantom RC window [1700, 2400]: stored units per unit of [-1, 1]
 CPU = torch.device("cpu")
+
+WINDOW = PATCH_SIZE
+"""Window side in pixels: the paper's patch size, which the benchmarked generators have."""
 
 
 def phantom_folder(given: Path | None) -> Path:
@@ -109,8 +114,8 @@ def window_counts(phantom: Path, stride: int) -> list[str]:
     lines = []
     for view in VIEWS:
         _, mask = frame_and_mask(phantom / "P0001" / f"{view}_LE.dcm")
-        starts = plan_grid(GRID_SHAPE, 128, stride).starts()
-        kept = select_windows(mask, starts, 128, SlidingWindowConfig().mask_margin).size
+        starts = plan_grid(GRID_SHAPE, WINDOW, stride).starts()
+        kept = select_windows(mask, starts, WINDOW, SlidingWindowConfig().mask_margin).size
         lines.append(
             f"  {view}: {len(starts)} windows, {kept} touch the breast "
             f"(skipping saves {len(starts) / kept:.2f}x); breast {mask.mean():.0%} of the frame"
@@ -148,10 +153,10 @@ def monai_runner(
         with torch.inference_mode(), autocast:
             out = monai_inference(
                 x,
-                roi_size=128,
+                roi_size=WINDOW,
                 sw_batch_size=batch_size,
                 predictor=network,
-                overlap=1.0 - stride / 128,
+                overlap=1.0 - stride / WINDOW,
                 mode="constant",
             )
         assert isinstance(out, torch.Tensor)  # one predictor output, one tensor
@@ -173,8 +178,12 @@ def bench_preset(
     generator = build_generator(get_model_preset(preset)).eval()
     plain = copy.deepcopy(generator)
     threads = torch.get_num_threads()
-    settings = SlidingWindowConfig(stride=stride, batch_size=batch_size)
-    every = SlidingWindowConfig(stride=stride, batch_size=batch_size, skip_background=False)
+    # Mean blending, as MONAI's mode="constant": the outputs must agree, so the comparison is
+    # of speed alone (predict's default gaussian weights are timed the same).
+    settings = SlidingWindowConfig(
+        window=WINDOW, stride=stride, batch_size=batch_size, blend="mean"
+    )
+    every = replace(settings, skip_background=False)
     workers = resolve_workers(0, torch.device("cpu"))  # what predict uses: one per thread
     torch_model = TorchWindowModel(copy.deepcopy(generator), torch.device("cpu"), "fp32", True)
     setup = time.perf_counter()
@@ -207,8 +216,8 @@ def bench_preset(
             elapsed, outputs[name] = timed(function)
             seconds[name] = min(seconds[name], elapsed)
             print(f"    {preset} {name}: {elapsed:.1f} s", flush=True)
-    starts = plan_grid(GRID_SHAPE, 128, stride).starts()
-    kept = select_windows(mask, starts, 128, settings.mask_margin).size
+    starts = plan_grid(GRID_SHAPE, WINDOW, stride).starts()
+    kept = select_windows(mask, starts, WINDOW, settings.mask_margin).size
     result: dict[str, Any] = {
         "preset": preset,
         "stride": stride,
@@ -267,10 +276,10 @@ def bench_bf16(
         )
         diff = float(np.abs(out - outputs["ours, torch"])[mask].max())
         return {"seconds": elapsed, "extrapolated": False, "max_abs_diff_vs_fp32": diff}
-    starts = torch.from_numpy(plan_grid(GRID_SHAPE, 128, settings.stride).starts()[:n_windows])
+    starts = torch.from_numpy(plan_grid(GRID_SHAPE, WINDOW, settings.stride).starts()[:n_windows])
     from cemsynth.inference.sliding_window import gather_windows
 
-    batch = gather_windows(torch.from_numpy(frame), starts, 128)
+    batch = gather_windows(torch.from_numpy(frame), starts, WINDOW)
     fp32 = TorchWindowModel(copy.deepcopy(generator), torch.device("cpu"), "fp32", True)
     with torch.inference_mode():
         elapsed, low = timed(lambda: model(batch).numpy())
@@ -290,7 +299,7 @@ def gflop_per_window(generator: torch.nn.Module, device: torch.device) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        generator(torch.zeros(1, 1, 128, 128, device=device))
+        generator(torch.zeros(1, 1, WINDOW, WINDOW, device=device))
     return counter.get_total_flops() / 1e9
 
 
@@ -329,7 +338,9 @@ def bench_gpu(
     plain = copy.deepcopy(generator).to(device)
     x = torch.from_numpy(frame)[None, None].to(device)
 
-    settings = SlidingWindowConfig(stride=stride, batch_size=batch_size)
+    settings = SlidingWindowConfig(
+        window=WINDOW, stride=stride, batch_size=batch_size, blend="mean"
+    )
 
     def ours(precision: str) -> Callable[[], np.ndarray]:
         model = TorchWindowModel(copy.deepcopy(generator), device, precision, True)
@@ -349,8 +360,8 @@ def bench_gpu(
         for name, function in methods.items():
             elapsed, outputs[name] = timed(function, device)
             seconds[name] = min(seconds[name], elapsed)
-    starts = plan_grid((frame.shape[0], frame.shape[1]), 128, stride).starts()
-    kept = select_windows(mask, starts, 128, settings.mask_margin).size
+    starts = plan_grid((frame.shape[0], frame.shape[1]), WINDOW, stride).starts()
+    kept = select_windows(mask, starts, WINDOW, settings.mask_margin).size
     gflop = gflop_per_window(plain, device)
     tflops = conv_throughput_tflops(device, torch.bfloat16)
     floor_s = kept * gflop / (tflops * 1e3)
