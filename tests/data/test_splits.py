@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,9 @@ from cemsynth.data.splits import (
     write_splits,
 )
 from cemsynth.errors import ConfigError, InputFileError
+
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 
 def _cohort(n_patients: int, positive_every: int = 3) -> list[SplitItem]:
@@ -178,30 +182,18 @@ def test_default_split_is_written_once_then_only_checked(tiny_cache: Path) -> No
     )
 
 
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from cemsynth.cli import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0), capsys.readouterr().err
-    return 0, capsys.readouterr().err
-
-
-def test_cli_negative_seed_is_one_line(
-    tiny_cache: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, err = _cli(["split", str(tiny_cache), "--seed", "-1"], capsys)
+def test_cli_negative_seed_is_one_line(tiny_cache: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli(["split", str(tiny_cache), "--seed", "-1"])
     assert code == 2
     assert err == "cemsynth: error: seed must be 0 or more, got -1\n"
 
 
 def test_cli_unwritable_split_out_is_one_line(
-    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cache: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     blocker = tmp_path / "taken"
     blocker.write_text("x")
-    code, err = _cli(["split", str(tiny_cache), "--out", str(blocker / "splits.json")], capsys)
+    code, _, err = run_cli(["split", str(tiny_cache), "--out", str(blocker / "splits.json")])
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("cemsynth: error: cannot write to folder of the splits file")

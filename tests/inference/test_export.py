@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 
 from cemsynth.checkpoint import load_generator
-from cemsynth.cli import main
 from cemsynth.inference.backends import read_onnx_metadata
 from cemsynth.inference.config import RuntimeConfig
+from cemsynth.inference.export import export_model
 from cemsynth.inference.predictor import Predictor
 from cemsynth.io.reader import read_image
+
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 pytest.importorskip("onnxruntime", reason="the onnx extra (onnx, onnxruntime) is not installed")
 
@@ -24,19 +28,22 @@ kernels differ in summation order; measured on random windows: 2-3e-6 for the ti
 generators, 1.1e-5 for the paper one)."""
 
 
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.fixture(scope="module")
 def onnx_file(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny generator exported to ONNX by the library call behind ``cemsynth export``."""
     out = tmp_path_factory.mktemp("export") / "generator.onnx"
-    assert run(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(out)]) == 0
+    export_model(tiny_run, "onnx", out)
     return out
+
+
+def test_onnx_export_command(tiny_run: Path, tmp_path: Path, run_cli: RunCli) -> None:
+    out = tmp_path / "generator.onnx"
+    code, stdout, err = run_cli(
+        ["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(out)]
+    )
+    assert code == 0, err
+    assert f"as onnx to {out}" in stdout
+    assert read_onnx_metadata(out)["identity"]["sha256"] == load_generator(tiny_run).sha256
 
 
 def test_onnx_parity_with_torch(onnx_file: Path, tiny_run: Path) -> None:
@@ -83,11 +90,14 @@ def test_predict_with_the_onnx_file_matches_torch(
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_torchscript_export_runs_and_carries_metadata(tiny_run: Path, tmp_path: Path) -> None:
+def test_torchscript_export_runs_and_carries_metadata(
+    tiny_run: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
     out = tmp_path / "generator.pt"
-    assert (
-        run(["export", "--model", str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 0
+    code, _, err = run_cli(
+        ["export", "--model", str(tiny_run), "--format", "torchscript", "--out", str(out)]
     )
+    assert code == 0, err
     extra = {"cemsynth.json": ""}
     scripted = torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["cemsynth.json"])["identity"]["step"] == 4500
@@ -97,16 +107,17 @@ def test_torchscript_export_runs_and_carries_metadata(tiny_run: Path, tmp_path: 
         assert torch.allclose(scripted(batch), generator(batch), atol=1e-6)
 
 
-def test_export_errors_are_one_line(tiny_run: Path, tmp_path: Path, capsys) -> None:
+def test_export_errors_are_one_line(tiny_run: Path, tmp_path: Path, run_cli: RunCli) -> None:
     blocked = tmp_path / "blocked.onnx"
     blocked.mkdir()
-    assert run(["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(blocked)]) == 2
-    assert (
-        run(
-            ["export", "--model", str(tiny_run), "--format", "tflite", "--out", str(tmp_path / "x")]
-        )
-        == 2
+    code, _, err = run_cli(
+        ["export", "--model", str(tiny_run), "--format", "onnx", "--out", str(blocked)]
     )
-    lines = capsys.readouterr().err.splitlines()
-    assert lines[0].startswith(f"cemsynth: error: {blocked}: cannot write")
-    assert "unknown export format 'tflite'" in lines[1]
+    assert code == 2, err
+    assert err.startswith(f"cemsynth: error: {blocked}: cannot write"), err
+    assert err.count("\n") == 1, err
+    code, _, err = run_cli(
+        ["export", "--model", str(tiny_run), "--format", "tflite", "--out", str(tmp_path / "x")]
+    )
+    assert code == 2, err
+    assert "unknown export format 'tflite'" in err and err.count("\n") == 1, err

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-from cemsynth.cli import main
 from cemsynth.io.reader import read_image
 from cemsynth.preprocess.config import get_preset
 
 from .conftest import make_checkpoint
 
-
-def run(args: list[str]) -> int:
-    """The exit code of ``cemsynth ARGS``."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 
 def manifest_rows(folder: Path) -> list[dict[str, str]]:
@@ -33,15 +27,16 @@ TORCH_CPU = ["--backend", "torch", "--device", "cpu"]
 
 
 def test_manifest_input_writes_dicom_and_synthetic_manifest(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     out = tmp_path / "pred"
     manifest = phantom_exam / "manifest.csv"
-    code = run(["predict", str(manifest), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU])
+    code, stdout, stderr = run_cli(
+        ["predict", str(manifest), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
+    )
     assert code == 0
-    captured = capsys.readouterr()
-    assert "wrote 4 synthetic images" in captured.out
-    assert captured.err.count("windows;") == 4  # one timing line per image
+    assert "wrote 4 synthetic images" in stdout
+    assert stderr.count("windows;") == 4  # one timing line per image
     rows = manifest_rows(out)
     assert [(r["patient_id"], r["laterality"], r["view"]) for r in rows] == [
         ("P0001", "L", "CC"),
@@ -62,12 +57,12 @@ def test_manifest_input_writes_dicom_and_synthetic_manifest(
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("png", ".png"), ("tiff", ".tif")])
 def test_png_and_tiff_are_16_bit(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str, suffix: str
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str, suffix: str, run_cli: RunCli
 ) -> None:
     le = phantom_exam / "P0001" / "L_CC_LE.dcm"
     out = tmp_path / fmt
-    assert run(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
-                "--format", fmt, *TORCH_CPU]) == 0  # fmt: skip
+    assert run_cli(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
+                    "--format", fmt, *TORCH_CPU])[0] == 0  # fmt: skip
     written = out / f"P0001_L_CC{suffix}"
     image = read_image(written)
     assert image.shape == (712, 598)
@@ -78,7 +73,7 @@ def test_png_and_tiff_are_16_bit(
 
 
 def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     good = phantom_exam / "P0001" / "L_CC_LE.dcm"
     recombined = phantom_exam / "P0001" / "L_CC_RC.dcm"
@@ -88,93 +83,96 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(
     blocked = out / "P0001_R_CC.dcm"
     blocked.mkdir(parents=True)  # a folder where the output file should go
     other = phantom_exam / "P0001" / "R_CC_LE.dcm"
-    code = run(
+    code, stdout, stderr = run_cli(
         ["predict", str(recombined), str(text), str(good), str(other),
          "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
     )  # fmt: skip
     assert code == 1
-    captured = capsys.readouterr()
     failures = [
         line
-        for line in captured.err.splitlines()
+        for line in stderr.splitlines()
         if line.strip() and "windows;" not in line and not line.startswith("model ")
     ]
     assert len(failures) == 3
     assert failures[0].startswith(f"{recombined}: a recombined image")
     assert failures[1].startswith(f"{text}: not an image file")
     assert failures[2].startswith(f"{blocked}: cannot write")
-    assert "2 failed" not in captured.out and "1 images ok, 3 failed" in captured.out
+    assert "2 failed" not in stdout and "1 images ok, 3 failed" in stdout
     assert (out / "P0001_L_CC.dcm").is_file()
     assert [r["view"] for r in manifest_rows(out)] == ["CC"]
 
 
 def test_model_that_does_not_fit_fails_each_file(
-    phantom_exam: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     run8 = make_checkpoint(tmp_path / "run8" / "best.pt", preprocess=get_preset("8bit"))
     le = phantom_exam / "P0001" / "L_CC_LE.dcm"
-    code = run(["predict", str(le), "--model", str(run8), "--out", str(tmp_path / "o"), *TORCH_CPU])
+    code, _, stderr = run_cli(
+        ["predict", str(le), "--model", str(run8), "--out", str(tmp_path / "o"), *TORCH_CPU]
+    )
     assert code == 1
-    err = capsys.readouterr().err.splitlines()
+    err = stderr.splitlines()
     (line,) = [line for line in err if line.startswith(str(le))]
     assert "does not fit this image" in line and "[0, 255]" in line
 
 
 def test_strict_stops_with_exit_2(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     recombined = phantom_exam / "P0001" / "L_CC_RC.dcm"
-    code = run(["predict", str(recombined), "--model", str(tiny_run), "--out",
-                str(tmp_path / "o"), "--strict", *TORCH_CPU])  # fmt: skip
+    code, _, err = run_cli(["predict", str(recombined), "--model", str(tiny_run), "--out",
+                            str(tmp_path / "o"), "--strict", *TORCH_CPU])  # fmt: skip
     assert code == 2
-    assert capsys.readouterr().err.strip().endswith("predict takes low-energy images")
+    assert err.strip().endswith("predict takes low-energy images")
 
 
 def test_folder_input_skips_non_le_dicom(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     folder = tmp_path / "exam"
     folder.mkdir()
     for name in ("R_MLO_LE.dcm", "R_MLO_RC.dcm"):
         (folder / name).write_bytes((phantom_exam / "P0001" / name).read_bytes())
     out = tmp_path / "o"
-    assert (
-        run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]) == 0
+    code, stdout, _ = run_cli(
+        ["predict", str(folder), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
     )
-    assert "1 non-LE DICOM images in folders skipped" in capsys.readouterr().out
+    assert code == 0
+    assert "1 non-LE DICOM images in folders skipped" in stdout
     assert [p.name for p in out.glob("*.dcm")] == ["P0001_R_MLO.dcm"]
 
 
 def test_dicom_output_of_a_png_input_is_refused(
-    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     from PIL import Image as PILImage
 
     png = tmp_path / "le.png"
     PILImage.fromarray(np.full((64, 64), 2000, dtype=np.uint16)).save(png)
-    assert run(["predict", str(png), "--model", str(tiny_run), "--out", str(tmp_path / "o")]) == 1
-    assert "DICOM output needs a DICOM input" in capsys.readouterr().err
+    code, _, err = run_cli(
+        ["predict", str(png), "--model", str(tiny_run), "--out", str(tmp_path / "o")]
+    )
+    assert code == 1
+    assert "DICOM output needs a DICOM input" in err
 
 
-def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run(
+def test_missing_model_is_one_line(tmp_path: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli(
         ["predict", str(tmp_path), "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path)]
     )
     assert code == 2
-    err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoint not found" in err
 
 
 def test_unknown_format_is_refused_before_the_model_is_loaded(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     out = tmp_path / "pred"
     # the model does not exist: the format is checked first
-    code = run(
+    code, _, err = run_cli(
         ["predict", str(tmp_path), "--model", "nope.pt", "--out", str(out), "--format", "jpg"]
     )
     assert code == 2
-    err = capsys.readouterr().err
     assert err == (
         "cemsynth: error: unknown output format 'jpg' (--format); choose one of dicom, png, tiff\n"
     )
@@ -202,7 +200,7 @@ def test_run_predict_checks_the_format_itself(
 
 
 def test_png_inputs_smaller_than_a_window_and_same_names(
-    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     """Two 16-bit PNGs called le.png (no patient tags): both written, under distinct names;
     at 0.4 mm their breasts are smaller than one 128 x 128 window (padded, then cropped)."""
@@ -218,11 +216,12 @@ def test_png_inputs_smaller_than_a_window_and_same_names(
         PILImage.fromarray(np.rint(le.array).astype(np.uint16)).save(path)
         inputs.append(str(path))
     out = tmp_path / "o"
-    code = run(["predict", *inputs, "--model", str(tiny_run), "--out", str(out), "--format", "png"])
+    code, stdout, stderr = run_cli(
+        ["predict", *inputs, "--model", str(tiny_run), "--out", str(out), "--format", "png"]
+    )
     assert code == 0
-    captured = capsys.readouterr()
-    assert "2 outputs without patient/laterality/view not listed" in captured.out
-    assert "1/1 windows" in captured.err
+    assert "2 outputs without patient/laterality/view not listed" in stdout
+    assert "1/1 windows" in stderr
     assert sorted(p.name for p in out.iterdir()) == ["le.png", "le_2.png", "provenance.json"]
     assert read_image(out / "le_2.png").shape == (400, 320)
 
@@ -238,22 +237,22 @@ def _copy_le(phantom_exam: Path, folder: Path) -> Path:
 
 
 def test_output_folder_holding_the_input_is_refused_and_the_input_kept(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     """The reported data loss: ``predict d --out d`` replaced the LE image by its synthetic."""
     le = _copy_le(phantom_exam, tmp_path / "d")
     before = le.read_bytes()
-    code = run(["predict", str(tmp_path / "d"), "--model", str(tiny_run), "--out",
-                str(tmp_path / "d"), *TORCH_CPU, "--overwrite"])  # fmt: skip
+    code, _, err = run_cli(["predict", str(tmp_path / "d"), "--model", str(tiny_run), "--out",
+                            str(tmp_path / "d"), *TORCH_CPU, "--overwrite"])  # fmt: skip
     assert code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and "inside the output folder" in errors[0] and str(le) in errors[0]
     assert le.read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["P0001_L_CC.dcm"]
 
 
 def test_png_input_in_the_output_folder_is_refused(
-    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     from PIL import Image as PILImage
 
@@ -263,15 +262,15 @@ def test_png_input_in_the_output_folder_is_refused(
     scan = tmp_path / "scan.png"
     PILImage.fromarray(np.rint(le.array).astype(np.uint16)).save(scan)
     before = scan.read_bytes()
-    code = run(["predict", str(scan), "--model", str(tiny_run), "--out", str(tmp_path),
-                "--format", "png", *TORCH_CPU])  # fmt: skip
+    code, _, err = run_cli(["predict", str(scan), "--model", str(tiny_run), "--out",
+                            str(tmp_path), "--format", "png", *TORCH_CPU])  # fmt: skip
     assert code == 2
-    assert "inside the output folder" in capsys.readouterr().err
+    assert "inside the output folder" in err
     assert scan.read_bytes() == before
 
 
 def test_a_file_predict_did_not_write_is_kept_unless_overwrite(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     """An LE image (not predict's) where the output of that view would go: refused before any
     inference; replaced only with --overwrite; predict's own outputs are replaced on a rerun."""
@@ -280,29 +279,29 @@ def test_a_file_predict_did_not_write_is_kept_unless_overwrite(
     before = foreign.read_bytes()
     le = phantom_exam / "P0001" / "L_CC_LE.dcm"
     args = ["predict", str(le), "--model", str(tiny_run), "--out", str(out), *TORCH_CPU]
-    assert run(args) == 2
-    err = capsys.readouterr().err
+    code, _, err = run_cli(args)
+    assert code == 2
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and "not written by cemsynth predict" in errors[0]
     assert "windows;" not in err  # refused before any inference
     assert foreign.read_bytes() == before
-    assert run([*args, "--overwrite"]) == 0
+    assert run_cli([*args, "--overwrite"])[0] == 0
     assert foreign.read_bytes() != before
-    capsys.readouterr()
-    assert run(args) == 0  # its own output: replaced without being told
-    assert "windows;" in capsys.readouterr().err
+    code, _, err = run_cli(args)
+    assert code == 0  # its own output: replaced without being told
+    assert "windows;" in err
 
 
 @pytest.mark.parametrize("fmt", ["dicom", "png", "tiff"])
 def test_outputs_are_labelled_and_recognised(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, fmt: str, run_cli: RunCli
 ) -> None:
     from cemsynth.inference.outputs import SUFFIXES, made_by_predict
 
     le = phantom_exam / "P0001" / "L_CC_LE.dcm"
     out = tmp_path / fmt
-    assert run(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
-                "--format", fmt, *TORCH_CPU]) == 0  # fmt: skip
+    assert run_cli(["predict", str(le), "--model", str(tiny_run), "--out", str(out),
+                    "--format", fmt, *TORCH_CPU])[0] == 0  # fmt: skip
     assert made_by_predict(out / f"P0001_L_CC{SUFFIXES[fmt]}")
     assert not made_by_predict(le)
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
@@ -311,7 +310,7 @@ def test_outputs_are_labelled_and_recognised(
 
 
 def test_a_fifo_in_an_input_folder_is_one_line_and_the_batch_goes_on(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     import contextlib
     import os
@@ -330,11 +329,10 @@ def test_a_fifo_in_an_input_folder_is_one_line_and_the_batch_goes_on(
 
     threading.Thread(target=unblock, daemon=True).start()
     start = time.monotonic()
-    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(tmp_path / "o"),
-                *TORCH_CPU])  # fmt: skip
+    code, _, err = run_cli(["predict", str(folder), "--model", str(tiny_run), "--out",
+                            str(tmp_path / "o"), *TORCH_CPU])  # fmt: skip
     assert time.monotonic() - start < 25.0
     assert code == 1
-    err = capsys.readouterr().err
     assert f"{fifo}: not a regular file" in err
     assert (tmp_path / "o" / "P0001_L_CC.dcm").is_file()
 
@@ -348,7 +346,7 @@ def test_output_names_are_never_hidden_files() -> None:
 
 
 def test_le_headers_without_laterality_or_spacing_and_odd_rescale_do_not_stop_the_batch(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     """CBIS-DDSM-like headers (series Laterality only, or none; no spacing) once crashed the
     DICOM writer; an absurd RescaleIntercept crashed the mask. Now: outputs for the first two
@@ -375,11 +373,10 @@ def test_le_headers_without_laterality_or_spacing_and_odd_rescale_do_not_stop_th
         ds.PatientID = name.split(".")[0]
         ds.save_as(folder / name)
     out = tmp_path / "out"
-    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
-                *TORCH_CPU])  # fmt: skip
-    captured = capsys.readouterr()
-    failures = [line for line in captured.err.splitlines() if "odd_rescale" in line]
-    assert code == 1 and len(failures) == 1 and "Traceback" not in captured.err
+    code, _, err = run_cli(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
+                            *TORCH_CPU])  # fmt: skip
+    failures = [line for line in err.splitlines() if "odd_rescale" in line]
+    assert code == 1 and len(failures) == 1 and "Traceback" not in err
     assert "cannot be told apart in float32" in failures[0]
     written = {p.name: pydicom.dcmread(p) for p in out.glob("*.dcm")}
     assert set(written) == {"series_laterality_L_CC.dcm", "no_laterality.dcm"}
@@ -390,7 +387,7 @@ def test_le_headers_without_laterality_or_spacing_and_odd_rescale_do_not_stop_th
 
 
 def test_a_series_number_made_of_several_values_is_not_an_internal_error(
-    phantom_exam: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    phantom_exam: Path, tiny_run: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     """Found by the 10,000-case fuzz campaign: a byte flip made SeriesNumber (IS) two values
     and the DICOM writer's int() met a MultiValue. The output gets its own series number."""
@@ -405,10 +402,9 @@ def test_a_series_number_made_of_several_values_is_not_an_internal_error(
     for index, value in enumerate((["1", "R"], "abc")):
         write_hostile_tag(folder, index, source, "SeriesNumber", value)
     out = tmp_path / "out"
-    code = run(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
-                *TORCH_CPU])  # fmt: skip
-    captured = capsys.readouterr()
-    assert code == 0 and "internal error" not in captured.err, captured.err
+    code, _, err = run_cli(["predict", str(folder), "--model", str(tiny_run), "--out", str(out),
+                            *TORCH_CPU])  # fmt: skip
+    assert code == 0 and "internal error" not in err, err
     written = [pydicom.dcmread(p) for p in sorted(out.glob("*.dcm"))]
     assert len(written) == 2
     assert all(ds.SeriesNumber == SERIES_NUMBER_OFFSET for ds in written)

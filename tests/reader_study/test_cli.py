@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
-
-from cemsynth.cli import main
 from cemsynth.reader_study.build import BuildResult
 
 from .conftest import Cohort
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+if TYPE_CHECKING:
+    from conftest import RunCli  # the run_cli fixture's type
 
 
 def assert_one_line_error(result: tuple[int, str, str], message: str) -> None:
@@ -30,11 +21,9 @@ def assert_one_line_error(result: tuple[int, str, str], message: str) -> None:
     assert message in err and "Traceback" not in err
 
 
-def test_build_export_stats(
-    cohort: Cohort, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_build_export_stats(cohort: Cohort, tmp_path: Path, run_cli: RunCli) -> None:
     study = tmp_path / "study"
-    code, out, _ = run(
+    code, out, _ = run_cli(
         [
             "reader-study",
             "build",
@@ -52,20 +41,19 @@ def test_build_export_stats(
             "21",
             "--start",
             "2030-01-01T00:00:00Z",
-        ],
-        capsys,
+        ]
     )
     assert code == 0 and "credentials (admin only)" in out
     plan = json.loads((study / "study.json").read_text())
     assert plan["sessions"]["R1"][1]["opens_at"] == "2030-01-22T00:00:00Z"
     assert json.loads((study / "key" / "build.json").read_text())["seed"] == 4
     assert_one_line_error(
-        run(["reader-study", "export", str(study), "--out", str(tmp_path / "s.csv")], capsys),
+        run_cli(["reader-study", "export", str(study), "--out", str(tmp_path / "s.csv")]),
         "no answers yet",
     )
 
 
-def test_build_errors(cohort: Cohort, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_errors(cohort: Cohort, tmp_path: Path, run_cli: RunCli) -> None:
     base = [
         "reader-study",
         "build",
@@ -76,33 +64,31 @@ def test_build_errors(cohort: Cohort, tmp_path: Path, capsys: pytest.CaptureFixt
         "--out",
         str(tmp_path / "study"),
     ]
-    assert_one_line_error(run([*base, "--readers", "R1,admin"], capsys), "reserved for the admin")
+    assert_one_line_error(run_cli([*base, "--readers", "R1,admin"]), "reserved for the admin")
     assert_one_line_error(
-        run([*base, "--readers", "R1", "--start", "next tuesday"], capsys), "not an ISO 8601"
+        run_cli([*base, "--readers", "R1", "--start", "next tuesday"]), "not an ISO 8601"
     )
     rows = cohort.rows()
     rows[3]["bpe_grade"] = "x"
     cohort.write_rows(rows)
     assert_one_line_error(
-        run([*base, "--readers", "R1"], capsys), "line 5: bpe_grade must be a, b, c or d"
+        run_cli([*base, "--readers", "R1"]), "line 5: bpe_grade must be a, b, c or d"
     )
     assert not (tmp_path / "study").exists()
 
 
-def test_serve_refuses_network_addresses(
-    study_copy: BuildResult, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_serve_refuses_network_addresses(study_copy: BuildResult, run_cli: RunCli) -> None:
     assert_one_line_error(
-        run(["reader-study", "serve", str(study_copy.root), "--host", "0.0.0.0"], capsys),
+        run_cli(["reader-study", "serve", str(study_copy.root), "--host", "0.0.0.0"]),
         "not a loopback address",
     )
     assert_one_line_error(
-        run(["reader-study", "serve", str(study_copy.root / "nope")], capsys),
+        run_cli(["reader-study", "serve", str(study_copy.root / "nope")]),
         "study folder not found",
     )
 
 
-def test_stats_errors_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stats_errors_write_nothing(tmp_path: Path, run_cli: RunCli) -> None:
     truth = tmp_path / "truth.csv"
     truth.write_text("patient_id,laterality,bpe,lesion\nP1,L,a,1\n")
     scores = tmp_path / "scores.csv"
@@ -121,13 +107,13 @@ def test_stats_errors_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixtur
         "--out",
         str(out),
     ]
-    assert_one_line_error(run(argv, capsys), "duplicate answer")
+    assert_one_line_error(run_cli(argv), "duplicate answer")
     assert not out.exists()
     scores.write_text("reader,patient_id,laterality,image_type,bpe,lesion\nR1,P1,L,clinical,a,1\n")
-    assert_one_line_error(run([*argv, "--bpe-unit", "lobe"], capsys), "--bpe-unit")
-    assert_one_line_error(run([*argv, "--readers", "R2,R3"], capsys), "line 2: unknown reader 'R1'")
+    assert_one_line_error(run_cli([*argv, "--bpe-unit", "lobe"]), "--bpe-unit")
+    assert_one_line_error(run_cli([*argv, "--readers", "R2,R3"]), "line 2: unknown reader 'R1'")
     assert not out.exists()
-    code, out_text, _ = run(argv, capsys)
+    code, out_text, _ = run_cli(argv)
     assert code == 0 and "report.html" in out_text
     assert sorted(p.name for p in out.iterdir()) == [
         "bpe.csv",
