@@ -62,4 +62,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/sliding_window.py --preset small
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output reference-output fuzz-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache demo-output reference-output fuzz-output
