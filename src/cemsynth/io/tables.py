@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cemsynth.errors import InputFileError
 from cemsynth.io.atomic import write_text_atomic
-from cemsynth.vocabulary import BPE_GRADES, STANDARD_VIEWS, normalize_laterality
+from cemsynth.vocabulary import BPE_GRADES, normalize_laterality
 
 _TRUE = {"1", "true", "yes", "y"}
 _FALSE = {"0", "false", "no", "n"}
@@ -92,16 +92,6 @@ def parse_laterality(path: Path, row: Row, column: str = "laterality") -> str:
     value = normalize_laterality(row.get(column))
     if value is None:
         raise InputFileError(path, f"line {row.line}: {column} '{row.get(column)}' is not L or R")
-    return value
-
-
-def parse_view(path: Path, row: Row, column: str = "view") -> str:
-    """'CC' or 'MLO' from ``column``."""
-    value = row.get(column).upper()
-    if value not in STANDARD_VIEWS:
-        raise InputFileError(
-            path, f"line {row.line}: {column} '{row.get(column)}' is not CC or MLO"
-        )
     return value
 
 
