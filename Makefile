@@ -38,9 +38,10 @@ reference: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python tools/fuzz.py
 
-# Debian's chromium for the reader-study browser tests; without root they skip, saying why.
+# Debian's chromium (reader-study browser tests) and orthanc (the DICOM node's end-to-end tests,
+# a PACS the tests start themselves); without root those tests skip, saying why.
 system-deps:
-	@bash scripts/install-system-deps.sh || echo "note: chromium not installed; browser tests will be skipped"
+	@bash scripts/install-system-deps.sh || echo "note: chromium/orthanc not installed; the browser and Orthanc tests will be skipped"
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
@@ -60,6 +61,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/patches.py
 	$(BIN)/python benchmarks/train_step.py --presets small
 	$(BIN)/python benchmarks/sliding_window.py --preset small
+	$(BIN)/python benchmarks/dicom_node.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache demo-output reference-output fuzz-output

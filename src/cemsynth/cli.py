@@ -8,7 +8,8 @@ are printed as one line on stderr with a non-zero exit; ``--debug`` shows the tr
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +31,12 @@ from cemsynth.inference.config import (  # defaults for --help; no torch import
     PRECISIONS,
     RuntimeConfig,
     SlidingWindowConfig,
+)
+from cemsynth.node.config import (
+    DEFAULT_AE_TITLE,
+    DEFAULT_HOST,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_PORT,
 )
 from cemsynth.phantom.config import SIZE_PRESETS, CohortConfig
 from cemsynth.preprocess.config import PRESETS as PREPROCESS_PRESETS
@@ -602,6 +609,177 @@ def export(
 
     exported = export_model(model, export_format, out)
     typer.echo(f"exported {exported.label()} as {export_format} to {out}")
+
+
+# --- in the hospital: a DICOM node and a folder watcher (docs/node.md) ----------------------
+
+_NODE_MODEL_HELP = "Checkpoint, cemsynth train --out folder, or exported .onnx (loaded once)."
+_KEYWORDS_HELP = (
+    "YAML file of LE/RC keywords per vendor (as cemsynth index; replaces the built-in)."
+)
+
+
+def _run_node(run: Callable[[threading.Event, Callable[[str], None]], object]) -> None:
+    """Run a node until SIGTERM or Ctrl-C (a second one stops at once), logging to stderr."""
+    from cemsynth.stopping import StopRequest
+
+    stop = StopRequest()
+    with stop.installed():
+        run(stop.event, lambda line: typer.echo(line, err=True))
+
+
+@app.command("serve-dicom")
+def serve_dicom(
+    model: Annotated[Path, typer.Option("--model", help=_NODE_MODEL_HELP)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="State folder: the durable queue, node.log, status.json; synthetic images "
+            "in OUT/synthetic when there is no --destination.",
+        ),
+    ],
+    ae_title: Annotated[
+        str, typer.Option("--ae-title", help="This node's AE title.")
+    ] = DEFAULT_AE_TITLE,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on (the default is loopback only)."),
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = DEFAULT_PORT,
+    destination: Annotated[
+        str | None,
+        typer.Option(
+            "--destination", help="Where synthetic images are sent by C-STORE: AET@HOST:PORT."
+        ),
+    ] = None,
+    allow_callers: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-callers", help="Comma-separated calling AE titles allowed (default: any)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM); with --tls-key.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-ca", help="CA certificates (PEM): callers must present one it signed."),
+    ] = None,
+    vendor_keywords: Annotated[
+        Path | None, typer.Option("--vendor-keywords", help=_KEYWORDS_HELP)
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
+    ] = None,
+) -> None:
+    """A DICOM node: accepts C-STORE, synthesizes each LE image on arrival, sends the result.
+
+    Each received LE image (recognised by cemsynth index's vendor keywords) is kept in a
+    durable queue under OUT before the C-STORE is answered; each gets exactly one synthetic
+    image (the labelled, derived DICOM of cemsynth predict, in the LE image's study), sent to
+    --destination with retries. Other images are acknowledged and ignored; unusable data is
+    answered with a failure status and kept in OUT/quarantine. Runs until SIGTERM or Ctrl-C;
+    a restart resumes the queue. `cemsynth node-status OUT` shows its state.
+    """
+    from cemsynth.node.run import serve_dicom as run_serve_dicom
+
+    callers = [title for title in (allow_callers or "").split(",") if title.strip()]
+    runtime = _RUNTIME.with_overrides(device=device)
+    _run_node(
+        lambda stop, echo: run_serve_dicom(
+            model=model,
+            state_dir=out,
+            ae_title=ae_title,
+            host=host,
+            port=port,
+            destination=destination,
+            allowed_callers=callers,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
+            vendor_keywords=vendor_keywords,
+            runtime=runtime,
+            stop=stop,
+            echo=echo,
+        ),
+    )
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="Folder to watch for DICOM files (read only).")],
+    model: Annotated[Path, typer.Option("--model", help=_NODE_MODEL_HELP)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="State folder (queue, node.log, status.json) and OUT/synthetic."
+        ),
+    ],
+    destination: Annotated[
+        str | None,
+        typer.Option(
+            "--destination", help="Also send by C-STORE to AET@HOST:PORT instead of OUT/synthetic."
+        ),
+    ] = None,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            help="Seconds between looks; a file must stay unchanged this long.",
+        ),
+    ] = DEFAULT_INTERVAL_S,
+    vendor_keywords: Annotated[
+        Path | None, typer.Option("--vendor-keywords", help=_KEYWORDS_HELP)
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
+    ] = None,
+) -> None:
+    """The node over a folder: each new LE DICOM file in FOLDER gets one synthetic image.
+
+    The folder is only read: settled new files are copied into the durable queue under OUT;
+    synthetic images land in OUT/synthetic (or go to --destination). Runs until SIGTERM or
+    Ctrl-C; a restart resumes the queue and does not take files twice.
+    """
+    from cemsynth.node.run import watch_folder
+
+    runtime = _RUNTIME.with_overrides(device=device)
+    _run_node(
+        lambda stop, echo: watch_folder(
+            folder=folder,
+            model=model,
+            out=out,
+            destination=destination,
+            interval_s=interval,
+            vendor_keywords=vendor_keywords,
+            runtime=runtime,
+            stop=stop,
+            echo=echo,
+        ),
+    )
+
+
+@app.command("node-status")
+def node_status(
+    state_dir: Annotated[Path, typer.Argument(help="The node's --out folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print status.json's fields.")] = False,
+) -> None:
+    """A node's queue length, done, failed, last error and images per minute."""
+    from cemsynth.io.json_files import json_text
+    from cemsynth.node.status import read_status, status_lines
+
+    status = read_status(state_dir)
+    if as_json:
+        typer.echo(json_text(status))
+    else:
+        for line in status_lines(status):
+            typer.echo(line)
 
 
 # --- reader study (a command group: build, serve, export, stats) ---------------------------

@@ -146,6 +146,25 @@ def read_dicom_meta(path: Path, pixel_spacing_mm: tuple[float, float] | None = N
     return meta
 
 
+def read_dicom_tags(path: Path, keywords: Sequence[str]) -> dict[str, str]:
+    """The text of some header elements of any DICOM file (no modality or image checks).
+
+    For sorting files whatever they are (an exam routed to a node also holds dose reports
+    and tomosynthesis stacks). Multi-valued elements are joined with backslashes; absent or
+    empty elements are left out. Raises :class:`InputFileError` if the file is not DICOM or
+    its header is corrupt.
+    """
+    path = Path(path)
+    ds = _dcmread(path, stop_before_pixels=True)
+    tags: dict[str, str] = {}
+    with _corrupt_header_is_input_error(path):
+        for keyword in keywords:
+            value = _text(ds, keyword)
+            if value is not None:
+                tags[keyword] = value
+    return tags
+
+
 @contextlib.contextmanager
 def _corrupt_header_is_input_error(path: Path) -> Iterator[None]:
     """pydicom converts element values lazily, on first access: a malformed element (wrong

@@ -17,16 +17,11 @@ Run folder (``--out``)::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -40,6 +35,7 @@ from cemsynth.errors import CemsynthError, ConfigError, InputFileError
 from cemsynth.io.messages import counted
 from cemsynth.losses import ssim_map
 from cemsynth.models.cyclegan import CycleGAN, build_cyclegan, count_parameters
+from cemsynth.stopping import StopRequest
 from cemsynth.training.checkpoint import (
     build_checkpoint,
     capture_rng,
@@ -135,37 +131,6 @@ def _precision_dtype(precision: str, device: torch.device) -> torch.dtype | None
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
-
-
-class _StopFlag:
-    """First Ctrl-C (or SIGTERM, as batch schedulers send before a kill): finish the step,
-    write last.pt, stop. A second signal stops at once.
-
-    Only in a single main-thread process: under DDP every rank would have to agree on the
-    step to stop at, so torchrun's own handling (it ends all workers) applies there.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextlib.contextmanager
-    def installed(self, enabled: bool) -> Iterator[None]:
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        for catch in (signal.SIGINT, signal.SIGTERM):
-            self._previous[catch] = signal.signal(catch, self._handle)
-        try:
-            yield
-        finally:
-            for restore, handler in self._previous.items():
-                signal.signal(restore, handler)
 
 
 def _to_device(array: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -516,7 +481,7 @@ class Trainer:
         steps_in_row = 0
         row_start = time.perf_counter()
         last_losses: dict[str, float] = {}
-        stop = _StopFlag()
+        stop = StopRequest()
         stopped = False
         out_of_time = False
         try:
