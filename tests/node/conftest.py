@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from cemsynth.inference.config import RuntimeConfig
 from cemsynth.node.run import serve_dicom
@@ -22,12 +21,8 @@ from cemsynth.vocabulary import PATCH_SIZE
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: pytest -n 2 on 2 cores would otherwise oversubscribe them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _every_test_one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image as PILImage
 
 from cemsynth.batch import BatchReport
@@ -23,13 +21,8 @@ TINY_MODEL = ModelConfig(gen_width=4, gen_residual_blocks=1, disc_width=4)
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: with pytest -n 2 on 2 cores, two threads per worker oversubscribe
-    the cores and OpenMP's busy waiting makes small steps 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _every_test_one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (tests/conftest.py)."""
 
 
 def tiny_config(**changes: object) -> TrainConfig:
