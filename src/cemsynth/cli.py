@@ -621,6 +621,24 @@ _VendorKeywordsOption = Annotated[
         help="YAML file of LE/RC keywords per vendor (as cemsynth index; replaces the built-in).",
     ),
 ]
+_DestinationTlsCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--destination-tls-ca",
+        help="TLS towards --destination: CA certificates (PEM) that signed its certificate.",
+    ),
+]
+_DestinationTlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--destination-tls-cert",
+        help="This node's certificate (PEM) for a destination that asks for one.",
+    ),
+]
+_DestinationTlsKeyOption = Annotated[
+    Path | None,
+    typer.Option("--destination-tls-key", help="Its private key (PEM)."),
+]
 _NodeDeviceOption = Annotated[
     str | None,
     typer.Option("--device", help=f"{' | '.join(DEVICES)} (default: {_RUNTIME.device})."),
@@ -677,6 +695,9 @@ def serve_dicom(
         Path | None,
         typer.Option("--tls-ca", help="CA certificates (PEM): callers must present one it signed."),
     ] = None,
+    destination_tls_ca: _DestinationTlsCaOption = None,
+    destination_tls_cert: _DestinationTlsCertOption = None,
+    destination_tls_key: _DestinationTlsKeyOption = None,
     vendor_keywords: _VendorKeywordsOption = None,
     device: _NodeDeviceOption = None,
 ) -> None:
@@ -708,6 +729,9 @@ def serve_dicom(
             vendor_keywords=vendor_keywords,
             runtime=runtime,
             stop=stop,
+            destination_tls_ca=destination_tls_ca,
+            destination_tls_cert=destination_tls_cert,
+            destination_tls_key=destination_tls_key,
             echo=echo,
         ),
     )
@@ -736,6 +760,9 @@ def watch(
             help="Seconds between looks; a file must stay unchanged this long.",
         ),
     ] = DEFAULT_INTERVAL_S,
+    destination_tls_ca: _DestinationTlsCaOption = None,
+    destination_tls_cert: _DestinationTlsCertOption = None,
+    destination_tls_key: _DestinationTlsKeyOption = None,
     vendor_keywords: _VendorKeywordsOption = None,
     device: _NodeDeviceOption = None,
 ) -> None:
@@ -758,6 +785,9 @@ def watch(
             vendor_keywords=vendor_keywords,
             runtime=runtime,
             stop=stop,
+            destination_tls_ca=destination_tls_ca,
+            destination_tls_cert=destination_tls_cert,
+            destination_tls_key=destination_tls_key,
             echo=echo,
         ),
     )

@@ -157,6 +157,51 @@ def test_tls(start_node: StartNode, tmp_path: Path) -> None:
     assert not _associate(node.port).is_established  # plain DICOM to a TLS port
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_synthetic_images_are_sent_over_tls_to_a_destination_that_requires_it(
+    start_node: StartNode, cem_exam: Path, tmp_path: Path
+) -> None:
+    from pynetdicom import AllStoragePresentationContexts, evt
+
+    from .conftest import free_port
+
+    cert, key = tmp_path / "pacs.crt", tmp_path / "pacs.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=pacs", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    received: list[str] = []
+    pacs = AE(ae_title="PACS")
+    for context in AllStoragePresentationContexts[:60]:
+        pacs.add_supported_context(context.abstract_syntax)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    def on_store(event: object) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))  # type: ignore[attr-defined]
+        return 0
+
+    port = free_port()
+    server = pacs.start_server(
+        ("127.0.0.1", port),
+        block=False,
+        ssl_context=server_tls,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    try:
+        node = start_node(destination=f"PACS@127.0.0.1:{port}", destination_tls_ca=cert)
+        association = _associate(node.port)
+        assert association.send_c_store(dcmread(cem_exam / "L_CC_LE.dcm")).Status == 0
+        association.release()
+        _wait_for(lambda: len(received) == 1)
+        node.stop()
+    finally:
+        server.shutdown()
+    assert "(TLS)" in (node.state_dir / "node.log").read_text()
+
+
 def test_a_destination_that_is_down_is_retried_and_nothing_is_lost(
     start_node: StartNode, cem_exam: Path
 ) -> None:
@@ -209,6 +254,12 @@ def test_serve_dicom_command_refuses_bad_settings_in_one_line(
     code, _, err = result
     assert code == 2
     assert err.strip() == "cemsynth: error: TLS needs both --tls-cert and --tls-key"
+    code, _, err = run_cli(
+        ["serve-dicom", "--model", str(node_model), "--out", str(tmp_path / "s"),
+         "--destination-tls-ca", str(tmp_path / "ca.pem")]
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip() == "cemsynth: error: --destination-tls-* options need a --destination"
 
 
 def test_node_status_command(run_cli: RunCli, tmp_path: Path) -> None:

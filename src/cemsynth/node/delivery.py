@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -66,20 +67,23 @@ class DicomDestination:
     host: str
     port: int
     calling_ae_title: str
+    tls: ssl.SSLContext | None = None
     _association: object | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def parse(cls, text: str, calling_ae_title: str) -> DicomDestination:
+    def parse(
+        cls, text: str, calling_ae_title: str, tls: ssl.SSLContext | None = None
+    ) -> DicomDestination:
         """``AET@HOST:PORT`` -> a destination; ConfigError (one line) when malformed."""
         found = _DESTINATION.match(text.strip())
         if found is None or not 0 < int(found["port"]) < 65536:
             raise ConfigError(
                 f"--destination {text!r}: expected AET@HOST:PORT, e.g. ORTHANC@127.0.0.1:4242"
             )
-        return cls(found["aet"].strip(), found["host"], int(found["port"]), calling_ae_title)
+        return cls(found["aet"].strip(), found["host"], int(found["port"]), calling_ae_title, tls)
 
     def label(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{self.ae_title}@{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
 
     def _associate(self) -> object:
         from pydicom.uid import ExplicitVRLittleEndian
@@ -90,7 +94,8 @@ class DicomDestination:
         ae = AE(ae_title=self.calling_ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = NETWORK_TIMEOUT_S
         ae.add_requested_context(MG_FOR_PRESENTATION, ExplicitVRLittleEndian)
-        association = ae.associate(self.host, self.port, ae_title=self.ae_title)
+        tls_args = None if self.tls is None else (self.tls, self.host)
+        association = ae.associate(self.host, self.port, ae_title=self.ae_title, tls_args=tls_args)
         if not association.is_established:
             why = "rejected the association" if association.is_rejected else "did not answer"
             raise DeliveryError(f"destination {self.label()} {why}")
@@ -119,6 +124,22 @@ class DicomDestination:
         association, self._association = self._association, None
         if association is not None and association.is_established:  # type: ignore[attr-defined]
             association.release()  # type: ignore[attr-defined]
+
+
+def client_tls_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """TLS towards the destination: its certificate must be signed by ``ca`` and name its
+    host; ``cert``/``key``: this node's own certificate, for a destination that asks for one."""
+    if (cert is None) != (key is None):
+        raise ConfigError("--destination-tls-cert and --destination-tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_verify_locations(cafile=ca)
+        if cert is not None and key is not None:
+            context.load_cert_chain(certfile=cert, keyfile=key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"destination TLS: cannot load {ca}: {exc}") from None
+    return context
 
 
 @dataclass

@@ -16,7 +16,12 @@ from pathlib import Path
 from cemsynth.errors import CemsynthError, ConfigError
 from cemsynth.inference.config import RuntimeConfig
 from cemsynth.node.config import DEFAULT_AE_TITLE, DEFAULT_INTERVAL_S
-from cemsynth.node.delivery import Destination, DicomDestination, FolderDestination
+from cemsynth.node.delivery import (
+    Destination,
+    DicomDestination,
+    FolderDestination,
+    client_tls_context,
+)
 from cemsynth.node.dicom_server import DicomReceiver, check_ae_title, tls_context
 from cemsynth.node.intake import Intake
 from cemsynth.node.queue import NodeQueue
@@ -28,10 +33,22 @@ from cemsynth.node.watch import FolderWatcher
 SYNTHETIC_FOLDER = "synthetic"
 
 
-def _destination(text: str | None, calling_ae_title: str, folder: Path) -> Destination:
-    if text:
-        return DicomDestination.parse(text, calling_ae_title)
-    return FolderDestination(folder)
+def _destination(
+    text: str | None,
+    calling_ae_title: str,
+    folder: Path,
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> Destination:
+    if not text:
+        if tls_ca is not None or tls_cert is not None or tls_key is not None:
+            raise ConfigError("--destination-tls-* options need a --destination")
+        return FolderDestination(folder)
+    if tls_ca is None and (tls_cert is not None or tls_key is not None):
+        raise ConfigError("--destination-tls-cert/--destination-tls-key need --destination-tls-ca")
+    tls = None if tls_ca is None else client_tls_context(tls_ca, tls_cert, tls_key)
+    return DicomDestination.parse(text, calling_ae_title, tls)
 
 
 def _keywords(path: Path | None):  # type: ignore[no-untyped-def]
@@ -95,10 +112,17 @@ def serve_dicom(
     vendor_keywords: Path | None,
     runtime: RuntimeConfig,
     stop: threading.Event,
+    destination_tls_ca: Path | None = None,
+    destination_tls_cert: Path | None = None,
+    destination_tls_key: Path | None = None,
     echo: Callable[[str], None] | None = None,
     on_listening: Callable[[], None] | None = None,
 ) -> StatusBoard:
     """Run the DICOM node until ``stop`` is set (see :mod:`cemsynth.node.dicom_server`).
+
+    ``tls_*``: TLS on the node's own port; ``destination_tls_*``: TLS towards
+    ``destination`` (the CA that signed its certificate; this node's certificate and key
+    when the destination asks for one).
 
     Raises :class:`CemsynthError` (one line) for a bad setting, a state folder in use, a model
     that does not load, or an address it cannot listen on, before anything is received.
@@ -113,7 +137,14 @@ def serve_dicom(
         None if tls_cert is None or tls_key is None else tls_context(tls_cert, tls_key, tls_ca)
     )
     keywords = _keywords(vendor_keywords)
-    target = _destination(destination, ae_title, state_dir / SYNTHETIC_FOLDER)
+    target = _destination(
+        destination,
+        ae_title,
+        state_dir / SYNTHETIC_FOLDER,
+        destination_tls_ca,
+        destination_tls_cert,
+        destination_tls_key,
+    )
     with NodeQueue(state_dir) as queue:
 
         def start_listening(board: StatusBoard) -> Callable[[], None]:
@@ -148,6 +179,9 @@ def watch_folder(
     vendor_keywords: Path | None,
     runtime: RuntimeConfig,
     stop: threading.Event,
+    destination_tls_ca: Path | None = None,
+    destination_tls_cert: Path | None = None,
+    destination_tls_key: Path | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> StatusBoard:
     """Run the node over a folder until ``stop`` is set (see :mod:`cemsynth.node.watch`).
@@ -168,7 +202,14 @@ def watch_folder(
         )
     ae_title = check_ae_title(ae_title, "--ae-title")
     keywords = _keywords(vendor_keywords)
-    target = _destination(destination, ae_title, out / SYNTHETIC_FOLDER)
+    target = _destination(
+        destination,
+        ae_title,
+        out / SYNTHETIC_FOLDER,
+        destination_tls_ca,
+        destination_tls_cert,
+        destination_tls_key,
+    )
     with NodeQueue(out) as queue:
 
         def start_watching(board: StatusBoard) -> Callable[[], None]:
