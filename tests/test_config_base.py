@@ -173,8 +173,10 @@ def test_cli_and_demo_take_the_cohort_defaults_from_its_config() -> None:
     cohort = CohortConfig()
     for name in ("patients", "seed", "pixel_mm", "size"):
         assert parameters[name].default == getattr(cohort, name), name
-    assert (DemoSettings().patients, DemoSettings().seed) == (cohort.patients, cohort.seed)
-    assert (DEMO_COHORT.pixel_mm, DEMO_COHORT.size) == (cohort.pixel_mm, "small")
+    # the demo's cohort is a CohortConfig with its own size and patient count (60: a test
+    # split large enough to measure lesions); its settings default to that config
+    assert (DemoSettings().patients, DemoSettings().seed) == (DEMO_COHORT.patients, cohort.seed)
+    assert CohortConfig(size="small", patients=60) == DEMO_COHORT
 
 
 def test_cli_help_texts_hard_code_no_default_number() -> None:
