@@ -14,7 +14,7 @@ The same rules for both ways in (a C-STORE to ``serve-dicom``, a file in ``watch
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -61,11 +61,7 @@ class Intake:
     """Sorts arriving files into the queue (thread-safe: the queue serialises admissions)."""
 
     queue: NodeQueue
-    keywords: KeywordRules | None = None
-
-    def __post_init__(self) -> None:
-        if self.keywords is None:
-            self.keywords = default_keywords()
+    keywords: KeywordRules = field(default_factory=default_keywords)
 
     def take(self, received: Path, origin: str, name: str) -> IntakeResult:
         """Sort ``received`` (a complete DICOM file inside the queue's ``receiving`` folder).
@@ -87,7 +83,6 @@ class Intake:
         if description is not None and SYNTHETIC_WORD in words(description):
             received.unlink(missing_ok=True)
             return IntakeResult("ignored", f"{name}: a synthetic image; not queued")
-        assert self.keywords is not None
         found = classify(
             tags.get("ImageType"), description, tags.get("Manufacturer"), self.keywords
         )

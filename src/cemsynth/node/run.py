@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cemsynth.errors import CemsynthError, ConfigError
+from cemsynth.index.keywords import KeywordRules, default_keywords, load_keywords
 from cemsynth.inference.config import RuntimeConfig
 from cemsynth.node.config import DEFAULT_AE_TITLE, DEFAULT_INTERVAL_S
 from cemsynth.node.delivery import (
@@ -51,9 +52,7 @@ def _destination(
     return DicomDestination.parse(text, calling_ae_title, tls)
 
 
-def _keywords(path: Path | None):  # type: ignore[no-untyped-def]
-    from cemsynth.index.keywords import default_keywords, load_keywords
-
+def _keywords(path: Path | None) -> KeywordRules:
     return default_keywords() if path is None else load_keywords(path)
 
 
